@@ -1,0 +1,258 @@
+"""The one write path for entity rows: every sync, import and demo write goes through `upsert_rows`.
+
+For one page of rows it:
+1. serialises each row once and digests it (`row_hash`, over the columns being written);
+2. looks the page's keys up in one indexed query and drops the rows whose stored `row_hash` matches: an
+   unchanged re-sync never ships those rows to the server at all;
+3. if none of the remaining rows exist yet, COPYs them straight into the table (a first load costs about what
+   a plain COPY does); a concurrent writer that got there first only sends us to step 4;
+4. otherwise COPYs them into a temp staging table and runs one
+   `INSERT … ON CONFLICT (workspace_id, source, source_id) DO UPDATE … WHERE (old) IS DISTINCT FROM (new)`,
+   so a row is only rewritten when a value actually changed.
+It returns inserted / updated / unchanged counts and, on request, the ids of inserted rows and the full prior
+image of updated rows (the file import's rollback restores from them).
+
+It never commits: the caller's transaction decides, so a page and its sync cursor land together.
+Columns a row does not mention are left as they are (on insert they take their defaults); columns owned by
+post-sync steps (scores, resolved ids) should therefore not appear in connector rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from core.errors import InputError
+
+ENTITY_TABLES = (
+    "accounts", "contacts", "deals", "deal_stage_history", "activities",
+    "conversations", "tasks", "calls", "documents", "leads",
+)
+# Never written from row dicts: keys and bookkeeping the write path owns.
+_PROTECTED = frozenset({"workspace_id", "id", "created_at", "updated_at", "row_hash"})
+_KEY = ("source", "source_id")
+
+
+@dataclass
+class UpsertResult:
+    table: str
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    inserted_ids: list[uuid.UUID] = field(default_factory=list)
+    prior: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+    def add(self, other: "UpsertResult") -> "UpsertResult":
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.inserted_ids.extend(other.inserted_ids)
+        self.prior.extend(other.prior)
+        return self
+
+    def counts(self) -> dict[str, int]:
+        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
+
+
+_column_cache: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def table_columns(conn: psycopg.Connection, table: str) -> dict[str, str]:
+    """column name → type name of an entity table (cached per database)."""
+    if table not in ENTITY_TABLES:
+        raise InputError(f"{table!r} is not an entity table (one of {', '.join(ENTITY_TABLES)})", field="table")
+    key = (f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}", table)
+    if key not in _column_cache:
+        cur = conn.cursor(row_factory=tuple_row)
+        rows = cur.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            (table,),
+        ).fetchall()
+        _column_cache[key] = dict(rows)
+    return _column_cache[key]
+
+
+def _text(value: Any, is_json: bool) -> str | None:
+    """The one serialisation of a value: used both for COPY and for the row digest."""
+    if value is None:
+        return None
+    if is_json:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (int, float, Decimal, str, uuid.UUID)):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _prepare(table: str, types: dict[str, str], rows: Iterable[Mapping[str, Any]]):
+    """Validate and serialise a page: (columns, {key: values}, {key: hash}); later duplicates of a key win."""
+    rows = list(rows)
+    cols: list[str] = list(_KEY)
+    seen = set(cols)
+    for row in rows:
+        for name in row:
+            if name not in seen:
+                if name not in types or name in _PROTECTED:
+                    raise InputError(f"{table}: {name!r} is not a writable column", field=name)
+                seen.add(name)
+                cols.append(name)
+    is_json = [types[c] == "jsonb" for c in cols]
+    prefix = ("\x1e".join(cols) + "\x1d").encode()
+    values: dict[tuple[str, str], list[str | None]] = {}
+    hashes: dict[tuple[str, str], str] = {}
+    for n, row in enumerate(rows, 1):
+        src, sid = row.get("source"), row.get("source_id")
+        if not src or sid in (None, ""):
+            raise InputError(f"{table} row {n} has no source/source_id", row=n, field="source_id")
+        sid = str(sid)
+        try:
+            vals = [_text(row.get(c), j) for c, j in zip(cols, is_json)]
+        except TypeError as exc:
+            bad = next(c for c in cols if not _serialisable(row.get(c), types[c] == "jsonb"))
+            raise InputError(f"{table} row {n}: column {bad!r} has an unsupported value type {exc}", row=n, field=bad) from None
+        vals[1] = sid
+        key = (src, sid)
+        values[key] = vals
+        hashes[key] = hashlib.blake2b(prefix + "\x1f".join("\x00" if v is None else v for v in vals).encode(), digest_size=16).hexdigest()
+    return cols, values, hashes
+
+
+def _serialisable(value: Any, is_json: bool) -> bool:
+    try:
+        _text(value, is_json)
+        return True
+    except TypeError:
+        return False
+
+
+def _existing(conn, table, workspace_id, keys) -> dict[tuple[str, str], tuple[uuid.UUID, str | None]]:
+    cur = conn.cursor(row_factory=tuple_row)
+    rows = cur.execute(
+        sql.SQL(
+            "SELECT t.source, t.source_id, t.id, t.row_hash FROM {} t"
+            " JOIN unnest(%(sources)s::text[], %(ids)s::text[]) AS k(source, source_id)"
+            " ON t.workspace_id = %(workspace_id)s AND t.source = k.source AND t.source_id = k.source_id"
+        ).format(sql.Identifier(table)),
+        {"workspace_id": workspace_id, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys]},
+    ).fetchall()
+    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+
+def _copy(conn, target: sql.Composable, cols: list[str], rows: Iterable[list]) -> None:
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, cols)))
+    with conn.cursor().copy(stmt) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def upsert_rows(
+    conn: psycopg.Connection,
+    table: str,
+    workspace_id: uuid.UUID | str,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    capture_prior: bool = False,
+    force: bool = False,
+) -> UpsertResult:
+    """Write one page of entity rows for one workspace; see the module docstring. `force` skips the digest
+    shortcut (every row goes through the compare-and-update statement)."""
+    types = table_columns(conn, table)
+    workspace_id = str(workspace_id)
+    cols, values, hashes = _prepare(table, types, rows)
+    result = UpsertResult(table)
+    if not values:
+        return result
+    existing = _existing(conn, table, workspace_id, list(values))
+    todo = [k for k in values if force or k not in existing or existing[k][1] != hashes[k]]
+    result.unchanged = len(values) - len(todo)
+    if not todo:
+        return result
+    write_cols = ["workspace_id", *cols, "row_hash"]
+    payload = [[workspace_id, *values[k], hashes[k]] for k in todo]
+    try:
+        if not any(k in existing for k in todo):
+            with conn.transaction():  # a savepoint: a concurrent insert of the same key falls through to 4.
+                _copy(conn, sql.Identifier(table), write_cols, payload)
+            result.inserted = len(todo)
+            if capture_prior:
+                result.inserted_ids = [v[0] for v in _existing(conn, table, workspace_id, todo).values()]
+            return result
+    except psycopg.errors.UniqueViolation:
+        pass
+    except psycopg.errors.DataError as exc:
+        raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
+    try:
+        _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, len(todo))
+    except psycopg.errors.DataError as exc:
+        raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
+    return result
+
+
+def _field_of(exc: psycopg.Error) -> str | None:
+    ctx = getattr(exc.diag, "context", None) or ""
+    # COPY errors say e.g. 'COPY deals, line 3, column amount: "abc"'
+    if "column " in ctx:
+        return ctx.split("column ", 1)[1].split(":", 1)[0]
+    return None
+
+
+def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, staged) -> None:
+    stage = f"_stage_{table}_{hashlib.md5(','.join(cols).encode()).hexdigest()[:10]}"
+    ident = sql.Identifier(table)
+    st = sql.Identifier(stage)
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} WITH NO DATA").format(
+            st, sql.SQL(", ").join(map(sql.Identifier, write_cols)), ident
+        )
+    )
+    conn.execute(sql.SQL("TRUNCATE {}").format(st))
+    _copy(conn, st, write_cols, payload)
+    data_cols = [c for c in cols if c not in _KEY]
+    col_list = sql.SQL(", ").join(map(sql.Identifier, write_cols))
+    set_list = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in [*data_cols, "row_hash"]
+    )
+    if data_cols:
+        changed = sql.SQL("WHERE ({}) IS DISTINCT FROM ({})").format(
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in data_cols),
+            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data_cols),
+        )
+        action = sql.SQL("DO UPDATE SET {}, updated_at = now() {}").format(set_list, changed)
+    else:
+        action = sql.SQL("DO NOTHING")
+    upsert = sql.SQL(
+        "INSERT INTO {} AS t ({}) SELECT {} FROM {} ON CONFLICT (workspace_id, source, source_id) {}"
+        " RETURNING t.id, (t.xmax = 0) AS inserted"
+    ).format(ident, col_list, col_list, st, action)
+    cur = conn.cursor(row_factory=tuple_row)
+    if capture_prior:
+        stmt = sql.SQL(
+            "WITH prior AS (SELECT t.* FROM {} t JOIN {} s ON t.workspace_id = %(workspace_id)s"
+            " AND t.source = s.source AND t.source_id = s.source_id), up AS ({})"
+            " SELECT up.id, up.inserted, CASE WHEN up.inserted THEN NULL ELSE to_jsonb(prior) END"
+            " FROM up LEFT JOIN prior ON prior.id = up.id"
+        ).format(ident, st, upsert)
+        rows = cur.execute(stmt, {"workspace_id": workspace_id}).fetchall()
+        result.inserted_ids = [r[0] for r in rows if r[1]]
+        result.prior = [r[2] for r in rows if not r[1]]
+    else:
+        rows = cur.execute(upsert).fetchall()
+    result.inserted = sum(1 for r in rows if r[1])
+    result.updated = len(rows) - result.inserted
+    result.unchanged += staged - len(rows)

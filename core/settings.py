@@ -1,0 +1,74 @@
+"""Settings, read from the environment in exactly one place.
+
+Code never calls `os.environ` itself: it receives a `Settings` (or the few values it needs) as arguments, so
+tests can build one from a plain dict. A setting that is required but missing raises `ConfigError` naming the
+variable to set.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from core.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    pandora_home: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "pandora")
+    secret_key: str | None = None
+    migrations_dir: Path = REPO_ROOT / "migrations"
+    db_pool_min: int = 1
+    db_pool_max: int = 8
+    sync_hour_utc: int = 5
+    # LLM tiers (used from the skills issue on); absent keys mean deterministic fallbacks.
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    fireworks_api_key: str | None = None
+    fireworks_base_url: str = "https://api.fireworks.ai/inference/v1"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        home = env.get("PANDORA_HOME") or str(Path.home() / ".local" / "share" / "pandora")
+        hour = _int(env, "PANDORA_SYNC_HOUR_UTC", 5)
+        if not 0 <= hour <= 23:
+            raise ConfigError(f"PANDORA_SYNC_HOUR_UTC must be 0-23, got {hour}")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            pandora_home=Path(home).expanduser(),
+            secret_key=env.get("PANDORA_SECRET_KEY") or None,
+            migrations_dir=Path(env.get("PANDORA_MIGRATIONS_DIR") or REPO_ROOT / "migrations"),
+            db_pool_min=_int(env, "PANDORA_DB_POOL_MIN", 1),
+            db_pool_max=_int(env, "PANDORA_DB_POOL_MAX", 8),
+            sync_hour_utc=hour,
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+            anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            fireworks_api_key=env.get("FIREWORKS_API_KEY") or None,
+            fireworks_base_url=env.get("FIREWORKS_BASE_URL") or "https://api.fireworks.ai/inference/v1",
+        )
+
+    @property
+    def embedded(self) -> bool:
+        """True when Pandora runs its own PostgreSQL under `pandora_home`."""
+        return self.database_url is None
+
+    def require(self, attr: str, variable: str) -> str:
+        value = getattr(self, attr)
+        if not value:
+            raise ConfigError(f"{variable} is not set", variable=variable)
+        return value
