@@ -1,0 +1,55 @@
+"""Resolve the source's own references (`account_source_id`, `deal_source_id`, ...) to our row ids.
+
+Connectors write what the source says ("this deal belongs to company 4711"); this step turns that into
+`deals.account_id` once both rows exist, whatever order the streams arrived in. A reference points at a row
+of the same source. It is set-based (one UPDATE per reference), idempotent (only rows whose id would change
+are touched) and never clears an id when the referenced row is missing.
+"""
+from __future__ import annotations
+
+from psycopg import sql
+
+from core.pipeline import register_step
+
+# (table, id column, source-id column, referenced table)
+REFERENCES = (
+    ("contacts", "account_id", "account_source_id", "accounts"),
+    ("deals", "account_id", "account_source_id", "accounts"),
+    ("deal_stage_history", "deal_id", "deal_source_id", "deals"),
+    ("activities", "account_id", "account_source_id", "accounts"),
+    ("activities", "contact_id", "contact_source_id", "contacts"),
+    ("activities", "deal_id", "deal_source_id", "deals"),
+    ("tasks", "account_id", "account_source_id", "accounts"),
+    ("tasks", "contact_id", "contact_source_id", "contacts"),
+    ("tasks", "deal_id", "deal_source_id", "deals"),
+    ("calls", "account_id", "account_source_id", "accounts"),
+    ("calls", "contact_id", "contact_source_id", "contacts"),
+    ("calls", "deal_id", "deal_source_id", "deals"),
+    ("leads", "converted_account_id", "converted_account_source_id", "accounts"),
+    ("leads", "converted_contact_id", "converted_contact_source_id", "contacts"),
+    ("leads", "converted_deal_id", "converted_deal_source_id", "deals"),
+)
+
+_UPDATE = """
+UPDATE {table} AS r SET {id_col} = t.id
+  FROM {target} AS t
+ WHERE r.workspace_id = %(workspace_id)s
+   AND t.workspace_id = r.workspace_id
+   AND t.source = r.source
+   AND t.source_id = r.{src_col}
+   AND r.{id_col} IS DISTINCT FROM t.id
+"""
+
+
+@register_step("resolve_references", order=10)
+def resolve_references(conn, workspace_id: str) -> dict[str, int]:
+    changed: dict[str, int] = {}
+    for table, id_col, src_col, target in REFERENCES:
+        stmt = sql.SQL(_UPDATE).format(
+            table=sql.Identifier(table), id_col=sql.Identifier(id_col),
+            target=sql.Identifier(target), src_col=sql.Identifier(src_col),
+        )
+        n = conn.execute(stmt, {"workspace_id": workspace_id}).rowcount
+        if n:
+            changed[f"{table}.{id_col}"] = n
+    return changed

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+
+from core.db.database import Database, check_connect, describe
+from core.errors import DatabaseError
+
+
+def test_unreachable_database_names_host_and_port_but_not_password():
+    with pytest.raises(DatabaseError) as err:
+        check_connect("postgresql://alice:s3cret-pw@127.0.0.1:1/pandora")
+    assert "127.0.0.1:1" in err.value.message
+    assert "s3cret-pw" not in err.value.message
+
+
+def test_malformed_url_is_one_clear_line():
+    with pytest.raises(DatabaseError) as err:
+        check_connect("postgresql://alice:pw@host:notaport/x")
+    assert "pw" not in err.value.message.replace("password", "")
+
+
+def test_describe_hides_credentials():
+    assert describe("postgresql://bob:hunter2@db.example.com:6543/prod") == "db.example.com:6543/prod"
+
+
+def test_pool_hands_out_working_connections(db: Database):
+    with db.connection() as conn:
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
