@@ -1,0 +1,13 @@
+"""Source connectors. `load_all()` registers every connector package with `core.sync.registry`
+(core never imports this package: the bot and CLI call `load_all()` at start-up)."""
+from __future__ import annotations
+
+_loaded = False
+
+
+def load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    # Connector packages register themselves here as they land (hubspot, salesforce, gong, ...).

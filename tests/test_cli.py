@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.cli import main
+from core.sync import registry
+from tests.fakes.paged_api import PagedApi, make_deals
+from tests.fakes.paged_connector import PagedConnector
+
+
+@pytest.fixture
+def cli(db_url, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("PANDORA_SECRET_KEY", "cli-test-key")
+    monkeypatch.setenv("PANDORA_HOME", str(tmp_path))
+
+    def run(*argv: str) -> tuple[int, dict]:
+        code = main(list(argv))
+        out = capsys.readouterr().out
+        return code, json.loads(out) if "--json" in argv else out
+
+    return run
+
+
+def test_workspace_create_prints_one_json_document(cli):
+    code, data = cli("workspace", "create", "Acme Corp", "--json")
+    assert code == 0 and data["name"] == "Acme Corp" and data["slug"] == "acme-corp"
+    code, listed = cli("workspace", "list", "--json")
+    assert [w["name"] for w in listed["workspaces"]] == ["Acme Corp"]
+
+
+def test_errors_are_json_with_code_and_message_and_nonzero_exit(cli):
+    cli("workspace", "create", "Acme", "--json")
+    code, data = cli("workspace", "create", "acme", "--json")
+    assert code == 1 and data["error"]["code"] == "input_error" and "already exists" in data["error"]["message"]
+
+
+def test_unknown_workspace_is_not_found(cli):
+    code, data = cli("sync", "hubspot", "--workspace", "nope", "--json")
+    assert code == 1 and data["error"]["code"] in {"not_found"}
+
+
+def test_json_flag_may_come_before_the_command(cli):
+    code, data = cli("--json", "db", "url")
+    assert code == 0 and data["url"].startswith("postgresql")
+
+
+def test_unreachable_database_is_one_json_error(cli, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:topsecret@127.0.0.1:1/x")
+    code, data = cli("workspace", "list", "--json")
+    assert code == 1 and data["error"]["code"] == "database_error"
+    assert "127.0.0.1:1" in data["error"]["message"] and "topsecret" not in json.dumps(data)
+
+
+def test_connect_then_sync_through_the_cli(cli):
+    registry.register(PagedConnector(page_size=4))
+    try:
+        with PagedApi(make_deals(9), require_token="t0k") as api:
+            cli("workspace", "create", "Acme", "--json")
+            code, bad = cli("connect", "fakecrm", "--workspace", "Acme", "--set", "token=wrong", "--meta", f"base_url={api.url}", "--json")
+            assert code == 1 and bad["error"]["code"] == "auth_error" and "wrong" not in json.dumps(bad)
+            code, ok = cli("connect", "fakecrm", "--workspace", "Acme", "--set", "token=t0k", "--meta", f"base_url={api.url}", "--json")
+            assert code == 0 and ok["status"] == "active"
+            code, report = cli("sync", "fakecrm", "--workspace", "acme", "--json")
+            assert code == 0 and report["status"] == "succeeded"
+            assert report["counts"]["deals"]["inserted"] == 9 and report["pages"] == 3
+            api.require_token = "rotated"
+            code, failed = cli("sync", "fakecrm", "--workspace", "acme", "--json")
+            assert code == 1 and failed["error"]["code"] == "auth_error"
+    finally:
+        registry.unregister("fakecrm")

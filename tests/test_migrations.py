@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from core.db.migrate import discover, migrate, migrate_url
+from core.errors import DatabaseError
+from core.settings import Settings
+from tests import schema_snapshot
+
+SNAPSHOT = Path(__file__).parent / "schema.snapshot"
+ENTITIES = ("accounts", "contacts", "deals", "activities", "conversations", "tasks", "calls", "documents", "leads")
+NOT_TENANT_SCOPED = {"workspaces", "schema_migrations"}
+
+
+def test_migrated_schema_matches_the_checked_in_snapshot(db_url):
+    with psycopg.connect(db_url) as conn:
+        actual = schema_snapshot.render(conn)
+    if os.environ.get("PANDORA_UPDATE_SNAPSHOT"):
+        SNAPSHOT.write_text(actual)
+    assert actual == SNAPSHOT.read_text(), "schema drifted: rerun with PANDORA_UPDATE_SNAPSHOT=1 and review the diff"
+
+
+def test_migrations_are_recorded_and_a_second_run_applies_nothing(db_url):
+    applied = migrate_url(db_url, Settings().migrations_dir)
+    assert applied == []
+    with psycopg.connect(db_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [m.version for m in discover(Settings().migrations_dir)]
+
+
+def test_a_new_file_is_applied_in_order_and_an_edited_one_is_refused(db_url, tmp_path):
+    mdir = tmp_path / "migrations"
+    shutil.copytree(Settings().migrations_dir, mdir)
+    (mdir / "9999_extra.sql").write_text("ALTER TABLE deals ADD COLUMN extra text;")
+    assert migrate_url(db_url, mdir) == ["9999_extra.sql"]
+    (mdir / "9999_extra.sql").write_text("ALTER TABLE deals ADD COLUMN extra2 text;")
+    with pytest.raises(DatabaseError, match="changed after it was applied"):
+        migrate_url(db_url, mdir)
+
+
+def test_a_failing_migration_leaves_nothing_half_applied(db_url, tmp_path):
+    mdir = tmp_path / "migrations"
+    shutil.copytree(Settings().migrations_dir, mdir)
+    (mdir / "9999_broken.sql").write_text("CREATE TABLE half_done (x int); SELECT * FROM no_such_table;")
+    with pytest.raises(DatabaseError, match="9999_broken.sql"):
+        migrate_url(db_url, mdir)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT to_regclass('half_done')").fetchone()[0] is None
+        assert conn.execute("SELECT count(*) FROM schema_migrations WHERE version = '9999'").fetchone()[0] == 0
+
+
+def test_badly_named_migration_is_refused(tmp_path):
+    (tmp_path / "1_init.sql").write_text("")
+    with pytest.raises(DatabaseError, match="NNNN_snake_case"):
+        discover(tmp_path)
+
+
+def test_every_table_is_tenant_scoped_and_keys_lead_with_workspace_id(db_url):
+    with psycopg.connect(db_url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        for table in set(tables) - NOT_TENANT_SCOPED:
+            notnull = conn.execute(
+                "SELECT attnotnull FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'workspace_id'",
+                (table,)).fetchone()
+            assert notnull == (True,), f"{table}.workspace_id missing or nullable"
+        keys = conn.execute("""
+            SELECT c.relname, k.conname, a.attname
+              FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+              JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+             WHERE k.contype IN ('p', 'u') AND c.relnamespace = 'public'::regnamespace""").fetchall()
+        for table, name, first in keys:
+            if table not in NOT_TENANT_SCOPED:
+                assert first == "workspace_id", f"{table}.{name} does not lead with workspace_id"
+
+
+@pytest.mark.parametrize("table", ENTITIES)
+def test_entities_carry_source_identity_and_raw_data(db_url, table):
+    with psycopg.connect(db_url) as conn:
+        cols = {r[0] for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0", (table,))}
+        unique = [r[0] for r in conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'", (table,))]
+    assert {"source", "source_id", "source_data", "custom_fields", "created_at", "updated_at"} <= cols
+    assert "UNIQUE (workspace_id, source, source_id)" in unique
+
+
+def test_columns_named_by_the_seed_exist(db_url):
+    want = {
+        "conversations": {"contact_id", "account_id", "deal_id", "link_method", "is_internal",
+                          "internal_classification_reason", "participants"},
+        "deals": {"name", "amount", "stage", "stage_normalized", "close_date", "owner", "account_id",
+                  "velocity_score", "deal_risk", "health_score"},
+        "contacts": {"email", "first_name", "last_name", "account_id", "engagement_score"},
+        "accounts": {"name", "domain", "health_score"},
+        "leads": {"converted_contact_id", "converted_account_id", "converted_deal_id"},
+        "deal_contacts": {"role_source", "apollo_data", "linkedin_data", "buying_role", "enrichment_status"},
+        "connections": {"connector_name", "status", "credentials", "metadata", "sync_cursors"},
+        "context_layer": {"business_model", "team_structure", "goals_and_targets", "definitions", "operational_maturity"},
+    }
+    with psycopg.connect(db_url) as conn:
+        for table, cols in want.items():
+            have = {r[0] for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0", (table,))}
+            assert cols <= have, f"{table} lacks {cols - have}"
+        types = dict(conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'deals'::regclass"))
+    assert types["amount"].startswith("numeric") and types["close_date"] == "date"
+
+
+def test_two_processes_migrating_at_once_apply_each_file_once(server_url, tmp_path):
+    """The advisory lock serialises concurrent migrators (simulated with two connections)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.db.database import ensure_database
+
+    url = ensure_database(server_url, f"pandora_test_{os.getpid()}_race")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: migrate_url(url, Settings().migrations_dir), range(2)))
+        assert sorted(len(r) for r in results) == [0, len(discover(Settings().migrations_dir))]
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "pandora_test_{os.getpid()}_race" WITH (FORCE)')
