@@ -65,6 +65,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add("create", workspace_create, "create a workspace", ws).add_argument("name")
     add("list", workspace_list, "list workspaces", ws)
 
-    from bot import commands_data
+    from bot import commands_data, demo
 
+    demo.register(add)
     commands_data.register(add)
