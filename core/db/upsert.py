@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -66,99 +67,160 @@ class UpsertResult:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
 
 
-_column_cache: dict[tuple[str, str], dict[str, str]] = {}
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    fallback: Any  # what a missing value becomes when the column is NOT NULL with a constant default
 
 
-def table_columns(conn: psycopg.Connection, table: str) -> dict[str, str]:
-    """column name → type name of an entity table (cached per database)."""
+_column_cache: dict[tuple[str, str], dict[str, Column]] = {}
+_CONSTANT_DEFAULT = {"'{}'::jsonb": {}, "'[]'::jsonb": [], "false": False, "true": True}
+
+
+def table_columns(conn: psycopg.Connection, table: str) -> dict[str, Column]:
+    """The columns of an entity table (cached per database)."""
     if table not in ENTITY_TABLES:
         raise InputError(f"{table!r} is not an entity table (one of {', '.join(ENTITY_TABLES)})", field="table")
     key = (f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}", table)
     if key not in _column_cache:
         cur = conn.cursor(row_factory=tuple_row)
         rows = cur.execute(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
+            " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             (table,),
         ).fetchall()
-        _column_cache[key] = dict(rows)
+        cols = {}
+        for name, typ, notnull, default in rows:
+            fallback = _CONSTANT_DEFAULT.get(default) if notnull else None
+            if notnull and default and default.startswith("'") and default.endswith("'::text"):
+                fallback = default[1:-len("'::text")]
+            cols[name] = Column(name, typ, fallback)
+        _column_cache[key] = cols
     return _column_cache[key]
 
 
-def _text(value: Any, is_json: bool) -> str | None:
-    """The one serialisation of a value: used both for COPY and for the row digest."""
-    if value is None:
-        return None
-    if is_json:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
+# COPY text format: backslash, newline, carriage return and tab are escaped; NULL is \N.
+_ESCAPE = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_SPECIAL = re.compile(r"[\\\n\r\t]")
+_NULL = "\\N"
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def _json_text(value: Any) -> str:
+    # JSON already escapes control characters inside strings, so only its backslashes need doubling.
+    return _JSON.encode(value).replace("\\", "\\\\")
+
+
+def _scalar_text(value: Any) -> str:
+    cls = value.__class__
+    if cls is str:
+        return value.translate(_ESCAPE) if _SPECIAL.search(value) else value
+    if cls is bool:
+        return "t" if value else "f"
+    if cls in (int, float, Decimal, uuid.UUID):
+        return str(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if isinstance(value, (int, float, Decimal, str, uuid.UUID)):
-        return str(value)
-    raise TypeError(type(value).__name__)
+    if isinstance(value, (str, int, float, Decimal)):  # subclasses (e.g. str enums)
+        return str(value).translate(_ESCAPE)
+    raise TypeError(f"{cls.__name__} is not a supported value")
 
 
-def _prepare(table: str, types: dict[str, str], rows: Iterable[Mapping[str, Any]]):
-    """Validate and serialise a page: (columns, {key: values}, {key: hash}); later duplicates of a key win."""
-    rows = list(rows)
+def _prepare(table: str, columns: dict[str, Column], rows: Iterable[Mapping[str, Any]]):
+    """Validate and serialise a page once, as COPY text lines (no workspace_id, no row_hash).
+
+    Returns (column names, {key: line}, {key: digest}); later duplicates of a key win. The digest covers the
+    column names and the line, so the same values written under a different column set differ. A value a row
+    leaves out is NULL, or the column's constant default when the column is NOT NULL."""
+    rows = rows if isinstance(rows, list) else list(rows)
     cols: list[str] = list(_KEY)
     seen = set(cols)
     for row in rows:
         for name in row:
             if name not in seen:
-                if name not in types or name in _PROTECTED:
+                if name not in columns or name in _PROTECTED:
                     raise InputError(f"{table}: {name!r} is not a writable column", field=name)
                 seen.add(name)
                 cols.append(name)
-    is_json = [types[c] == "jsonb" for c in cols]
+    data = []
+    for c in cols[2:]:
+        conv = _json_text if columns[c].type == "jsonb" else _scalar_text
+        fallback = columns[c].fallback
+        data.append((c, conv, _NULL if fallback is None else conv(fallback)))
     prefix = ("\x1e".join(cols) + "\x1d").encode()
-    values: dict[tuple[str, str], list[str | None]] = {}
+    lines: dict[tuple[str, str], str] = {}
     hashes: dict[tuple[str, str], str] = {}
+    blake, special = hashlib.blake2b, _SPECIAL.search
     for n, row in enumerate(rows, 1):
         src, sid = row.get("source"), row.get("source_id")
-        if not src or sid in (None, ""):
+        if not src or sid is None or sid == "":
             raise InputError(f"{table} row {n} has no source/source_id", row=n, field="source_id")
-        sid = str(sid)
-        try:
-            vals = [_text(row.get(c), j) for c, j in zip(cols, is_json)]
+        key = (src, sid if sid.__class__ is str else str(sid))
+        try:  # plain strings without special characters (most cells) skip the converter call
+            line = "\t".join([_scalar_text(src), _scalar_text(key[1]), *[
+                fb if (v := row.get(name)) is None else v if v.__class__ is str and not special(v) else conv(v)
+                for name, conv, fb in data]])
         except TypeError as exc:
-            bad = next(c for c in cols if not _serialisable(row.get(c), types[c] == "jsonb"))
-            raise InputError(f"{table} row {n}: column {bad!r} has an unsupported value type {exc}", row=n, field=bad) from None
-        vals[1] = sid
-        key = (src, sid)
-        values[key] = vals
-        hashes[key] = hashlib.blake2b(prefix + "\x1f".join("\x00" if v is None else v for v in vals).encode(), digest_size=16).hexdigest()
-    return cols, values, hashes
+            bad = next(name for name, conv, _ in data if not _converts(conv, row.get(name)))
+            raise InputError(f"{table} row {n}: column {bad!r}: {exc}", row=n, field=bad) from None
+        if "\x00" in line:
+            raise InputError(f"{table} row {n} contains a NUL character, which PostgreSQL text cannot hold", row=n)
+        lines[key] = line
+        hashes[key] = blake(prefix + line.encode(), digest_size=16).hexdigest()
+    return cols, lines, hashes
 
 
-def _serialisable(value: Any, is_json: bool) -> bool:
+def _converts(conv, value) -> bool:
     try:
-        _text(value, is_json)
+        value is None or conv(value)
         return True
     except TypeError:
         return False
 
 
 def _existing(conn, table, workspace_id, keys) -> dict[tuple[str, str], tuple[uuid.UUID, str | None]]:
+    """(source, source_id) -> (id, row_hash) of the keys already stored. One source per page is the common
+    case and gets the cheaper single-array lookup."""
     cur = conn.cursor(row_factory=tuple_row)
-    rows = cur.execute(
-        sql.SQL(
-            "SELECT t.source, t.source_id, t.id, t.row_hash FROM {} t"
-            " JOIN unnest(%(sources)s::text[], %(ids)s::text[]) AS k(source, source_id)"
-            " ON t.workspace_id = %(workspace_id)s AND t.source = k.source AND t.source_id = k.source_id"
-        ).format(sql.Identifier(table)),
-        {"workspace_id": workspace_id, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys]},
-    ).fetchall()
+    sources = {k[0] for k in keys}
+    if len(sources) == 1:
+        rows = cur.execute(
+            sql.SQL(
+                "SELECT source, source_id, id, row_hash FROM {} WHERE workspace_id = %(workspace_id)s"
+                " AND source = %(source)s AND source_id = ANY(string_to_array(%(ids)s, E'\\x1f'))"
+            ).format(sql.Identifier(table)),
+            {"workspace_id": workspace_id, "source": next(iter(sources)), "ids": "\x1f".join(k[1] for k in keys)},
+        ).fetchall()
+    else:
+        rows = cur.execute(
+            sql.SQL(
+                "SELECT t.source, t.source_id, t.id, t.row_hash FROM {} t"
+                " JOIN unnest(%(sources)s::text[], %(ids)s::text[]) AS k(source, source_id)"
+                " ON t.workspace_id = %(workspace_id)s AND t.source = k.source AND t.source_id = k.source_id"
+            ).format(sql.Identifier(table)),
+            {"workspace_id": workspace_id, "sources": [k[0] for k in keys], "ids": [k[1] for k in keys]},
+        ).fetchall()
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
-def _copy(conn, target: sql.Composable, cols: list[str], rows: Iterable[list]) -> None:
+def _copy(conn, target: sql.Composable, cols: list[str], lines: Iterable[str]) -> None:
+    """COPY pre-serialised text lines (`_prepare` did the escaping), sent in chunks of about 1 MB."""
     stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, cols)))
     with conn.cursor().copy(stmt) as copy:
-        for row in rows:
-            copy.write_row(row)
+        batch: list[str] = []
+        size = 0
+        for line in lines:
+            batch.append(line)
+            size += len(line)
+            if size > 1 << 20:
+                copy.write("".join(batch).encode())
+                batch, size = [], 0
+        if batch:
+            copy.write("".join(batch).encode())
 
 
 def upsert_rows(
@@ -172,9 +234,9 @@ def upsert_rows(
 ) -> UpsertResult:
     """Write one page of entity rows for one workspace; see the module docstring. `force` skips the digest
     shortcut (every row goes through the compare-and-update statement)."""
-    types = table_columns(conn, table)
+    columns = table_columns(conn, table)
     workspace_id = str(workspace_id)
-    cols, values, hashes = _prepare(table, types, rows)
+    cols, values, hashes = _prepare(table, columns, rows)
     result = UpsertResult(table)
     if not values:
         return result
@@ -184,7 +246,7 @@ def upsert_rows(
     if not todo:
         return result
     write_cols = ["workspace_id", *cols, "row_hash"]
-    payload = [[workspace_id, *values[k], hashes[k]] for k in todo]
+    payload = [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in todo]
     try:
         if not any(k in existing for k in todo):
             with conn.transaction():  # a savepoint: a concurrent insert of the same key falls through to 4.
