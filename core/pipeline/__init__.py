@@ -38,7 +38,7 @@ def steps() -> list[Step]:
 
 
 def _load_builtin() -> None:
-    from core.pipeline import references  # noqa: F401  (registers itself)
+    from core.pipeline import associations, references, stages  # noqa: F401  (they register themselves)
 
 
 def run_post_sync(db, workspace_id) -> list[dict[str, Any]]:

@@ -53,3 +53,22 @@ def resolve_references(conn, workspace_id: str) -> dict[str, int]:
         if n:
             changed[f"{table}.{id_col}"] = n
     return changed
+
+
+# Every linker-owned reference and the table it points at, for clearing references to deleted rows.
+_ALL_REFERENCES = tuple({(t, c, target) for t, c, _, target in REFERENCES} | {
+    ("conversations", "account_id", "accounts"), ("conversations", "contact_id", "contacts"),
+    ("conversations", "deal_id", "deals"), ("documents", "account_id", "accounts"), ("documents", "deal_id", "deals"),
+})
+
+
+def clear_dangling_references(conn, workspace_id: str) -> int:
+    """Null every reference whose target row no longer exists (after a rollback deleted rows). Set-based."""
+    total = 0
+    for table, col, target in sorted(_ALL_REFERENCES):
+        stmt = sql.SQL(
+            "UPDATE {table} r SET {col} = NULL WHERE r.workspace_id = %(workspace_id)s AND r.{col} IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM {target} t WHERE t.workspace_id = r.workspace_id AND t.id = r.{col})"
+        ).format(table=sql.Identifier(table), col=sql.Identifier(col), target=sql.Identifier(target))
+        total += conn.execute(stmt, {"workspace_id": workspace_id}).rowcount
+    return total

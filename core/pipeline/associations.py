@@ -1,0 +1,132 @@
+"""Association inference: link imported records to each other by what people write in spreadsheets.
+
+Exports rarely carry our ids, so after every import (and on `pandora relink`) this step links ALL still
+unlinked rows of the workspace — not only the new ones, so importing accounts after contacts links the
+contacts too. Every statement is set-based and idempotent; ambiguous matches are skipped, never guessed.
+
+Account matching tiers (the original's account-linker, the sound one of its three variants):
+  source ids (done by resolve_references) 1.0 → email/website domain 0.95 → exact name 0.90 →
+  unique normalized name 0.80 (`pandora_normalize_company`: case, punctuation, legal suffixes).
+Contact → deal: the `associated_deals` names of a contact (explicit_deal_name, 0.9), else the only deal of the
+contact's account (inferred_single_deal, 0.6; withdrawn again when the account gains a second deal).
+"""
+from __future__ import annotations
+
+from core.pipeline import register_step
+
+FREE_MAIL = [
+    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com", "msn.com", "icloud.com",
+    "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "web.de", "mail.com", "zoho.com",
+    "yandex.ru", "qq.com", "163.com",
+]
+
+# Candidate accounts for each unlinked row of {table}: by domain (tier 1), exact name (2), normalized name (3).
+# A row links only when its best tier has exactly one candidate account.
+_LINK_ACCOUNT = """
+WITH cand AS (
+    SELECT r.id AS row_id, a.id AS account_id, 1 AS tier
+      FROM {table} r
+      JOIN accounts a ON a.workspace_id = r.workspace_id AND lower(a.domain) = {domain_expr}
+     WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL
+       AND a.deleted_at IS NULL AND {domain_expr} <> ALL(%(free_mail)s)
+    UNION ALL
+    SELECT r.id, a.id, CASE WHEN lower(a.name) = lower({name_col}) THEN 2 ELSE 3 END
+      FROM {table} r
+      JOIN accounts a ON a.workspace_id = r.workspace_id
+       AND pandora_normalize_company(a.name) = pandora_normalize_company({name_col})
+     WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL
+       AND a.deleted_at IS NULL
+), best AS (
+    SELECT row_id, min(tier) AS tier FROM cand GROUP BY row_id
+), pick AS (
+    SELECT c.row_id, min(c.account_id::text)::uuid AS account_id, count(DISTINCT c.account_id) AS n
+      FROM cand c JOIN best b ON b.row_id = c.row_id AND b.tier = c.tier
+     GROUP BY c.row_id
+)
+UPDATE {table} r SET account_id = p.account_id
+  FROM pick p
+ WHERE r.workspace_id = %(workspace_id)s AND r.id = p.row_id AND p.n = 1
+"""
+
+_LINK_TARGETS = {
+    "deals": ("NULL::text", "r.account_name"),
+    "contacts": ("lower(split_part(r.email, '@', 2))", "r.company_name"),
+}
+
+# Activities imported from files name their deal and account; the linker (post-sync issue) handles emails.
+_ACTIVITY_DEAL = """
+WITH cand AS (
+    SELECT r.id AS row_id, min(d.id::text)::uuid AS deal_id, count(*) AS n
+      FROM activities r
+      JOIN deals d ON d.workspace_id = r.workspace_id AND lower(d.name) = lower(r.custom_fields->>'deal_name')
+     WHERE r.workspace_id = %(workspace_id)s AND r.deal_id IS NULL AND r.custom_fields ? 'deal_name'
+     GROUP BY r.id
+)
+UPDATE activities r SET deal_id = c.deal_id, link_method = COALESCE(r.link_method, 'deal_name'), linked_at = now()
+  FROM cand c WHERE r.workspace_id = %(workspace_id)s AND r.id = c.row_id AND c.n = 1
+"""
+
+_EXPLICIT_DEALS = """
+WITH named AS (
+    SELECT c.id AS contact_id, c.account_id, btrim(n.name) AS deal_name
+      FROM contacts c
+     CROSS JOIN LATERAL jsonb_array_elements_text(
+           CASE jsonb_typeof(c.custom_fields->'associated_deals') WHEN 'array' THEN c.custom_fields->'associated_deals'
+                ELSE '[]'::jsonb END) AS n(name)
+     WHERE c.workspace_id = %(workspace_id)s AND btrim(n.name) <> ''
+), cand AS (
+    -- Several deals share the name: prefer the one at the contact's own account.
+    SELECT n.contact_id, d.id AS deal_id,
+           rank() OVER (PARTITION BY n.contact_id, n.deal_name ORDER BY (d.account_id = n.account_id) DESC NULLS LAST) AS r,
+           count(*) OVER (PARTITION BY n.contact_id, n.deal_name, (d.account_id = n.account_id)) AS same_rank
+      FROM named n
+      JOIN deals d ON d.workspace_id = %(workspace_id)s AND lower(d.name) = lower(n.deal_name) AND d.deleted_at IS NULL
+)
+INSERT INTO deal_contacts (workspace_id, deal_id, contact_id, source, role_source, confidence)
+SELECT %(workspace_id)s, deal_id, contact_id, 'csv_import', 'explicit_deal_name', 0.9
+  FROM cand WHERE r = 1 AND same_rank = 1
+ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
+"""
+
+_ONLY_DEAL = """
+    SELECT account_id, min(id::text)::uuid AS deal_id
+      FROM deals WHERE workspace_id = %(workspace_id)s AND account_id IS NOT NULL AND deleted_at IS NULL
+     GROUP BY account_id HAVING count(*) = 1
+"""
+_OTHER_LINK = """EXISTS (SELECT 1 FROM deal_contacts x WHERE x.workspace_id = %(workspace_id)s AND x.contact_id = {contact}
+                          AND x.role_source IS DISTINCT FROM 'inferred_single_deal')"""
+
+# An inferred link is withdrawn when it no longer holds (the account gained a deal, the contact moved, or a
+# stronger link exists), then re-inferred: the two statements together are idempotent.
+_WITHDRAW_SINGLE_DEAL = f"""
+WITH only_deal AS ({_ONLY_DEAL})
+DELETE FROM deal_contacts dc
+ WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
+   AND (NOT EXISTS (SELECT 1 FROM contacts c JOIN only_deal o ON o.account_id = c.account_id
+                     WHERE c.workspace_id = dc.workspace_id AND c.id = dc.contact_id AND o.deal_id = dc.deal_id)
+        OR {_OTHER_LINK.format(contact="dc.contact_id")})
+"""
+_INFER_SINGLE_DEAL = f"""
+WITH only_deal AS ({_ONLY_DEAL})
+INSERT INTO deal_contacts (workspace_id, deal_id, contact_id, source, role_source, confidence)
+SELECT %(workspace_id)s, o.deal_id, c.id, 'inference', 'inferred_single_deal', 0.6
+  FROM contacts c JOIN only_deal o ON o.account_id = c.account_id
+ WHERE c.workspace_id = %(workspace_id)s AND c.deleted_at IS NULL AND NOT {_OTHER_LINK.format(contact="c.id")}
+ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
+"""
+
+
+@register_step("associations", order=20)
+def infer_associations(conn, workspace_id: str) -> dict[str, int]:
+    from psycopg import sql
+
+    params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL}
+    changed: dict[str, int] = {}
+    for table, (domain_expr, name_col) in _LINK_TARGETS.items():
+        stmt = sql.SQL(_LINK_ACCOUNT.replace("{domain_expr}", domain_expr).replace("{name_col}", name_col))
+        changed[f"{table}.account_id"] = conn.execute(stmt.format(table=sql.Identifier(table)), params).rowcount
+    changed["activities.deal_id"] = conn.execute(_ACTIVITY_DEAL, params).rowcount
+    changed["deal_contacts.explicit_deal_name"] = conn.execute(_EXPLICIT_DEALS, params).rowcount
+    changed["deal_contacts.withdrawn"] = conn.execute(_WITHDRAW_SINGLE_DEAL, params).rowcount
+    changed["deal_contacts.inferred_single_deal"] = conn.execute(_INFER_SINGLE_DEAL, params).rowcount
+    return {k: v for k, v in changed.items() if v}

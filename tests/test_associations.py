@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from core.db.upsert import upsert_rows
+from core.pipeline import run_post_sync
+
+
+def write(db, ws, table, rows):
+    with db.connection() as conn:
+        upsert_rows(conn, table, ws["id"], [{"source": "csv_import", **r} for r in rows])
+
+
+def links(db, ws, table):
+    with db.connection() as conn:
+        return {r["source_id"]: r["name"] for r in conn.execute(
+            f"SELECT t.source_id, a.name FROM {table} t LEFT JOIN accounts a"
+            " ON a.workspace_id = t.workspace_id AND a.id = t.account_id WHERE t.workspace_id = %s", (ws["id"],))}
+
+
+def deal_contacts(db, ws):
+    with db.connection() as conn:
+        return sorted((r["email"], r["name"], r["role_source"]) for r in conn.execute(
+            "SELECT c.email, d.name, dc.role_source FROM deal_contacts dc"
+            " JOIN contacts c ON c.workspace_id = dc.workspace_id AND c.id = dc.contact_id"
+            " JOIN deals d ON d.workspace_id = dc.workspace_id AND d.id = dc.deal_id WHERE dc.workspace_id = %s",
+            (ws["id"],)))
+
+
+def test_deals_link_to_accounts_by_exact_then_normalized_name(db, workspace):
+    write(db, workspace, "accounts", [
+        {"source_id": "a1", "name": "Acme, Inc.", "domain": "acme.io"},
+        {"source_id": "a2", "name": "Globex Corporation"},
+        {"source_id": "a3", "name": "Initech LLC"}, {"source_id": "a4", "name": "Initech Ltd"},
+    ])
+    write(db, workspace, "deals", [
+        {"source_id": "d1", "name": "Acme renewal", "account_name": "ACME inc"},
+        {"source_id": "d2", "name": "Globex new", "account_name": "Globex"},
+        {"source_id": "d3", "name": "Initech pilot", "account_name": "Initech"},  # two candidates: skipped
+        {"source_id": "d4", "name": "Nobody", "account_name": "Umbrella"},
+    ])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace, "deals") == {"d1": "Acme, Inc.", "d2": "Globex Corporation", "d3": None, "d4": None}
+
+
+def test_contacts_link_by_email_domain_before_company_name(db, workspace):
+    write(db, workspace, "accounts", [
+        {"source_id": "a1", "name": "Acme", "domain": "acme.io"},
+        {"source_id": "a2", "name": "Globex", "domain": "globex.com"},
+    ])
+    write(db, workspace, "contacts", [
+        {"source_id": "c1", "email": "jane@acme.io", "company_name": "Globex"},
+        {"source_id": "c2", "email": "bob@gmail.com", "company_name": "Globex Inc"},
+        {"source_id": "c3", "email": "amy@gmail.com"},
+    ])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace, "contacts") == {"c1": "Acme", "c2": "Globex", "c3": None}
+
+
+def test_importing_accounts_later_links_everything_already_there(db, workspace):
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "jane@acme.io"}])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace, "contacts") == {"c1": None}
+    write(db, workspace, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace, "contacts") == {"c1": "Acme"}
+
+
+def test_associated_deals_link_contacts_to_deals_by_name(db, workspace):
+    write(db, workspace, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+    write(db, workspace, "deals", [
+        {"source_id": "d1", "name": "Acme Expansion", "account_name": "Acme"},
+        {"source_id": "d2", "name": "Acme Renewal", "account_name": "Acme"},
+    ])
+    write(db, workspace, "contacts", [
+        {"source_id": "c1", "email": "jane@acme.io", "custom_fields": {"associated_deals": ["acme expansion", "Acme Renewal"]}},
+        {"source_id": "c2", "email": "bob@acme.io"},
+    ])
+    run_post_sync(db, workspace["id"])
+    assert deal_contacts(db, workspace) == [
+        ("jane@acme.io", "Acme Expansion", "explicit_deal_name"),
+        ("jane@acme.io", "Acme Renewal", "explicit_deal_name"),
+    ]  # bob: the account has two deals, so no single-deal inference
+
+
+def test_single_deal_inference_is_withdrawn_when_a_second_deal_appears(db, workspace):
+    write(db, workspace, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+    write(db, workspace, "deals", [{"source_id": "d1", "name": "Acme Pilot", "account_name": "Acme"}])
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "bob@acme.io"}])
+    run_post_sync(db, workspace["id"])
+    assert deal_contacts(db, workspace) == [("bob@acme.io", "Acme Pilot", "inferred_single_deal")]
+    write(db, workspace, "deals", [{"source_id": "d2", "name": "Acme Rollout", "account_name": "Acme"}])
+    run_post_sync(db, workspace["id"])
+    assert deal_contacts(db, workspace) == []
+
+
+def test_running_the_pipeline_twice_changes_nothing_the_second_time(db, workspace):
+    write(db, workspace, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+    write(db, workspace, "deals", [{"source_id": "d1", "name": "Acme Pilot", "account_name": "Acme"}])
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "bob@acme.io"}])
+    first = run_post_sync(db, workspace["id"])
+    second = run_post_sync(db, workspace["id"])
+    assert any(s["changed"] for s in first)
+    assert all(not s["changed"] for s in second)
+
+
+def test_sql_and_python_company_normalisation_agree(db):
+    from connectors.file_import.values import normalize_company_name
+
+    names = ["Acme, Inc.", "ACME Inc", "Acme", "AT&T Corp", "Globex Holdings Group", "Initech L.L.C.",
+             "Müller GmbH & Co. KG", "  The  Tech  Co ", "Umbrella Corporation", "Stark Industries"]
+    with db.connection() as conn:
+        sql_side = [r["n"] for r in conn.execute(
+            "SELECT pandora_normalize_company(x) AS n FROM unnest(%s::text[]) WITH ORDINALITY u(x, i) ORDER BY i", (names,))]
+    assert sql_side == [normalize_company_name(n) or None for n in names]
