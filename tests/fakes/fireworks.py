@@ -1,0 +1,201 @@
+"""A local fake of Fireworks' OpenAI-compatible chat completions API, for tests of every CLASSIFY-tier caller.
+
+`with FakeFireworks(replies=[...]) as fw:` serves `POST {fw.url}/chat/completions` (fw.url ends in
+`/inference/v1`, so it is a drop-in `base_url` for `openai.OpenAI`) and `GET {fw.url}/models` on 127.0.0.1 until
+the block ends. It checks `Authorization: Bearer <api_key>` (401 in OpenAI's error shape otherwise), records
+each request body in `.requests` (and its headers, case-insensitive, in `.headers`), and answers with a real `chat.completion`
+payload whose message content comes from, in order: the queue of `replies`, else `responder(request_json)`, else
+`default_content`. A reply is a str (the content), a dict (JSON-encoded as the content) or a `Reply` (content
+plus status, headers, delay, finish_reason, tool_calls) for per-request failures.
+
+Knobs, all plain attributes a test may change while the server runs: `delay` (seconds before every answer, to
+trigger client timeouts), `status` (+ `status_headers`, e.g. 429 with Retry-After, or 500: every request fails),
+`invalid_json` (every content becomes text that is not JSON). It never touches the network beyond 127.0.0.1.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+INVALID_JSON = "Sure! Here is the mapping: {entity: deals,"
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 429: "rate_limit_error"}
+
+
+@dataclass
+class Reply:
+    content: str | dict | None = ""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    finish_reason: str = "stop"
+    tool_calls: list[dict[str, Any]] | None = None
+    error: str | None = None   # message of the error body when status != 200
+
+
+def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape, which the openai SDK turns into APIStatusError subclasses."""
+    return {"error": {"message": message, "type": _ERROR_TYPES.get(status, "server_error"), "param": None,
+                      "code": code}}
+
+
+class FakeFireworks:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "test-key",
+        replies: list[str | dict | Reply] | None = None,
+        responder: Callable[[dict[str, Any]], str | dict | Reply] | None = None,
+        default_content: str | dict = "OK",
+        delay: float = 0.0,
+        status: int | None = None,
+        status_headers: dict[str, str] | None = None,
+        invalid_json: bool = False,
+    ) -> None:
+        self.api_key = api_key          # None accepts any bearer token
+        self.replies: list[str | dict | Reply] = list(replies or [])
+        self.responder = responder
+        self.default_content = default_content
+        self.delay = delay
+        self.status = status
+        self.status_headers = dict(status_headers or {})
+        self.invalid_json = invalid_json
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[Message] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeFireworks is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/inference/v1"
+
+    def start(self) -> FakeFireworks:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                fake._handle_post(self)
+
+            def do_GET(self) -> None:  # noqa: N802
+                fake._handle_get(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                pass
+
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wake handlers sleeping on a delay
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeFireworks:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- handlers ------------------------------------------------------------------------------------------------
+
+    def _authorized(self, handler: BaseHTTPRequestHandler) -> bool:
+        if self.api_key is None:
+            return handler.headers.get("Authorization", "").startswith("Bearer ")
+        return handler.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        if not self._authorized(handler):
+            return _send(handler, 401, error_body(401, "Invalid API key", "invalid_api_key"))
+        if handler.path.rstrip("/") != "/inference/v1/models":
+            return _send(handler, 404, error_body(404, f"no route {handler.path}"))
+        _send(handler, 200, {"object": "list", "data": [
+            {"id": "accounts/fireworks/models/deepseek-v3", "object": "model", "owned_by": "fireworks"}]})
+
+    def _handle_post(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        if handler.path.rstrip("/") != "/inference/v1/chat/completions":
+            return _send(handler, 404, error_body(404, f"no route {handler.path}"))
+        if not self._authorized(handler):
+            return _send(handler, 401, error_body(401, "Invalid API key", "invalid_api_key"))
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return _send(handler, 400, error_body(400, "request body is not JSON"))
+        if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
+            return _send(handler, 400, error_body(400, "'model' and 'messages' are required"))
+        if body.get("stream"):
+            return _send(handler, 400, error_body(400, "streaming is not supported by the fake"))
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(handler.headers)
+            queued = self.replies.pop(0) if self.replies else None
+        reply = self._reply_for(body, queued)
+        wait = self.delay + reply.delay
+        if wait > 0 and self._stopping.wait(wait):
+            return  # the server is stopping: drop the request
+        if self.status is not None and self.status != 200:
+            return _send(handler, self.status, error_body(self.status, f"scripted HTTP {self.status}"),
+                         self.status_headers)
+        if reply.status != 200:
+            return _send(handler, reply.status, error_body(reply.status, reply.error or f"scripted HTTP {reply.status}"),
+                         reply.headers)
+        _send(handler, 200, self._completion(body, reply), reply.headers)
+
+    def _reply_for(self, body: dict[str, Any], queued: str | dict | Reply | None) -> Reply:
+        source = queued if queued is not None else (
+            self.responder(body) if self.responder is not None else self.default_content)
+        reply = source if isinstance(source, Reply) else Reply(content=source)
+        if isinstance(reply.content, dict):
+            reply.content = json.dumps(reply.content)
+        if self.invalid_json:
+            reply.content = INVALID_JSON
+        return reply
+
+    def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        content = reply.content if isinstance(reply.content, str) else None
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        prompt_tokens = max(1, len(json.dumps(body.get("messages"))) // 4)
+        completion_tokens = max(1, len(content or "") // 4)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(body).encode()
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test): nothing to answer
+        pass
