@@ -40,6 +40,8 @@ class Settings:
     anthropic_base_url: str | None = None
     fireworks_api_key: str | None = None
     fireworks_base_url: str = "https://api.fireworks.ai/inference/v1"
+    classify_model: str = "accounts/fireworks/models/deepseek-v3"
+    import_max_bytes: int = 200 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -60,6 +62,8 @@ class Settings:
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
             fireworks_api_key=env.get("FIREWORKS_API_KEY") or None,
             fireworks_base_url=env.get("FIREWORKS_BASE_URL") or "https://api.fireworks.ai/inference/v1",
+            classify_model=env.get("PANDORA_CLASSIFY_MODEL") or "accounts/fireworks/models/deepseek-v3",
+            import_max_bytes=_int(env, "PANDORA_IMPORT_MAX_MB", 200) * 1024 * 1024,
         )
 
     @property

@@ -1,0 +1,370 @@
+"""The import batch lifecycle: pending (preview) → applied → rolled_back.
+
+- `preview` reads the whole file once, classifies it, maps its columns, parses every row and stores a pending
+  batch (entity, mapping, counts, 5 sample rows as they would be stored, errors, warnings). It writes nothing
+  to entity tables. The file is copied under `$PANDORA_HOME/imports/` so apply can re-read it later.
+- `apply` re-reads the file in one transaction through the one upsert path, recording for every row it
+  inserted or updated what it wrote (and the prior image of updated rows) in `import_batch_changes`; then
+  the post-sync pipeline links the new rows.
+- `rollback` is true: inserted rows are deleted and updated rows get their prior values back. A row changed
+  since by a later batch (or anything else) makes it refuse, naming the later change, unless forced.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from connectors.file_import.mapping import ENTITIES, apply_overrides, map_columns
+from connectors.file_import.read import open_table
+from connectors.file_import.transform import SOURCE, RowError, Transformer
+from core.db.upsert import upsert_rows
+from core.errors import InputError, NotFound
+from core.pipeline import run_post_sync
+from core.pipeline.references import clear_dangling_references
+
+CHUNK = 5000
+MAX_STORED_ERRORS = 500
+SAMPLE_ROWS = 5
+
+
+class ImportConflict(InputError):
+    code = "import_conflict"
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+def _saved_mappings(conn, workspace_id) -> dict[str, dict[str, str]]:
+    row = conn.execute(
+        "SELECT metadata->'saved_mappings' AS m FROM connections"
+        " WHERE workspace_id = %(workspace_id)s AND connector_name = %(name)s",
+        {"workspace_id": workspace_id, "name": SOURCE},
+    ).fetchone()
+    return (row and row["m"]) or {}
+
+
+def _stage_map(conn, workspace_id) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT raw_stage, stage_normalized FROM stage_mappings WHERE workspace_id = %(workspace_id)s AND source = %(source)s",
+        {"workspace_id": workspace_id, "source": SOURCE},
+    ).fetchall()
+    return {r["raw_stage"]: r["stage_normalized"] for r in rows}
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A sample row as it would be stored, in JSON terms (dates as ISO text, amounts as numbers)."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (date, datetime)):
+            return v.isoformat()
+        if isinstance(v, Decimal):
+            return float(v)
+        return v
+
+    return {k: plain(v) for k, v in row.items()}
+
+
+def _classify(settings, headers, sample, entity: str | None):
+    """(entity, ColumnMapping-like dict, classification dict, warnings)."""
+    from connectors.file_import.classifier import classify
+
+    if entity:
+        if entity not in ENTITIES:
+            raise InputError(f"--entity must be one of {', '.join(ENTITIES)}, got {entity!r}", field="entity")
+        mapping = map_columns(headers, entity, sample)
+        return entity, mapping.columns, {"entity": entity, "confidence": 1.0, "method": "user"}, list(mapping.warnings)
+    result = classify(headers, sample, api_key=settings.fireworks_api_key, base_url=settings.fireworks_base_url,
+                      model=settings.classify_model)
+    warnings = list(result.warnings)
+    if result.fallback_reason:
+        warnings.append(f"heuristic classification ({result.fallback_reason})")
+    info = {"entity": result.entity, "confidence": result.confidence, "method": result.method, "model": result.model,
+            "fallback_reason": result.fallback_reason}
+    return result.entity, dict(result.columns), info, warnings
+
+
+def _scan(reader, transformer: Transformer, filename: str):
+    """One pass over the file: (rows, good rows iterator results...) for preview."""
+    rows = skipped = 0
+    errors: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+    for chunk in reader.chunks(CHUNK):
+        for number, cells in chunk:
+            rows += 1
+            out = transformer.row(number, cells)
+            if isinstance(out, RowError):
+                skipped += 1
+                if len(errors) < MAX_STORED_ERRORS:
+                    errors.append(_error(out, filename))
+            elif len(samples) < SAMPLE_ROWS:
+                samples.append(_jsonable(out))
+    return rows, skipped, errors, samples
+
+
+def _error(err: RowError, filename: str) -> dict[str, Any]:
+    where = f"{filename} row {err.row}" + (f", {err.column}" if err.column else "")
+    return {**err.to_dict(), "message": f"{where}: {err.message}; row skipped"}
+
+
+def _stage_warnings(transformer: Transformer) -> list[str]:
+    return [
+        f"stage {g.raw!r} is not mapped: guessed {g.normalized} ({g.reason}; {g.rows} rows). "
+        f"Change it with `pandora stages set {g.raw!r} STAGE`"
+        for g in transformer.stage_guesses.values() if not g.known
+    ]
+
+
+def _order_warning(conn, workspace_id, entity: str) -> list[str]:
+    if entity not in ("contacts", "deals"):
+        return []
+    n = conn.execute("SELECT count(*) AS n FROM accounts WHERE workspace_id = %(workspace_id)s",
+                     {"workspace_id": workspace_id}).fetchone()["n"]
+    if n:
+        return []
+    return [f"no accounts in this workspace yet: {entity} will be linked to accounts when you import them "
+            "(import accounts first for the best links)"]
+
+
+# ---------------------------------------------------------------------------------------------------- preview
+
+def preview(db, settings, workspace_id, path: str | Path, *, entity: str | None = None, sheet: str | None = None,
+            overrides: dict[str, str] | None = None, filename: str | None = None, created_by: str | None = None
+            ) -> dict[str, Any]:
+    path = Path(path)
+    filename = filename or path.name
+    with open_table(path, sheet=sheet, max_bytes=settings.import_max_bytes, filename=filename) as reader:
+        info = reader.info
+        sample = [cells for _, cells in reader.sample(10)]
+        entity, columns, classification, warnings = _classify(settings, info.headers, sample, entity)
+        with db.connection() as conn:
+            saved = _saved_mappings(conn, workspace_id).get(entity, {})
+            stage_map = _stage_map(conn, workspace_id)
+            warnings += _order_warning(conn, workspace_id, entity)
+        saved = {h: f for h, f in saved.items() if h in info.headers}
+        columns = apply_overrides(columns, {**saved, **(overrides or {})}, entity)
+        transformer = Transformer.build(entity, info.headers, columns, sample, stage_map=stage_map)
+        rows, skipped, errors, samples = _scan(reader, transformer, filename)
+    warnings += _stage_warnings(transformer)
+    if skipped:
+        warnings.append(f"{skipped} of {rows} rows have errors and will be skipped")
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    with db.connection() as conn:
+        batch = conn.execute(
+            """INSERT INTO import_batches (workspace_id, filename, file_size, file_sha256, sheet, entity, status,
+                   classification, mapping, row_count, skipped, errors, warnings, sample_rows, created_by, options)
+               VALUES (%(workspace_id)s, %(filename)s, %(size)s, %(sha)s, %(sheet)s, %(entity)s, 'pending',
+                   %(classification)s, %(mapping)s, %(rows)s, %(skipped)s, %(errors)s, %(warnings)s, %(samples)s,
+                   %(created_by)s, %(options)s)
+               RETURNING id""",
+            {"workspace_id": workspace_id, "filename": filename, "size": path.stat().st_size, "sha": digest.hexdigest(),
+             "sheet": info.sheet, "entity": entity, "classification": Jsonb(classification), "mapping": Jsonb(columns),
+             "rows": rows, "skipped": skipped, "errors": Jsonb(errors), "warnings": Jsonb(warnings),
+             "samples": Jsonb(samples), "created_by": created_by,
+             "options": Jsonb({"sheet": sheet, "overrides": overrides or {}, "format": info.format,
+                               "header_row": info.header_row})},
+        ).fetchone()
+        stored = settings.pandora_home / "imports" / str(batch["id"]) / Path(filename).name
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, stored)
+        conn.execute("UPDATE import_batches SET stored_path = %(p)s WHERE workspace_id = %(workspace_id)s AND id = %(id)s",
+                     {"p": str(stored), "workspace_id": workspace_id, "id": batch["id"]})
+    return get_batch(db, workspace_id, batch["id"])
+
+
+# ---------------------------------------------------------------------------------------------------- apply
+
+def _load(conn, workspace_id, batch_id, *, lock: bool = False) -> dict[str, Any]:
+    try:
+        uuid.UUID(str(batch_id))
+    except ValueError:
+        raise NotFound(f"no import batch {batch_id!r} in this workspace") from None
+    row = conn.execute(
+        "SELECT * FROM import_batches WHERE workspace_id = %(workspace_id)s AND id = %(id)s"
+        + (" FOR UPDATE" if lock else ""),
+        {"workspace_id": workspace_id, "id": str(batch_id)},
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no import batch {batch_id} in this workspace")
+    return row
+
+
+_CHANGES_STAGE = "CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid, action text, prior jsonb) ON COMMIT DROP"
+
+
+def _record_changes(conn, workspace_id, batch_id, entity: str, result) -> None:
+    """Remember what this page wrote (with the digest it wrote), keeping the first action per row: a row the
+    batch inserted and a later line of the same file updated is still 'inserted' (rollback deletes it)."""
+    if not result.inserted_ids and not result.prior:
+        return
+    conn.execute(_CHANGES_STAGE)
+    conn.execute("TRUNCATE _import_changes")
+    with conn.cursor().copy("COPY _import_changes (row_id, action, prior) FROM STDIN") as copy:
+        for row_id in result.inserted_ids:
+            copy.write_row((row_id, "inserted", None))
+        for prior in result.prior:
+            copy.write_row((prior["id"], "updated", Jsonb(prior)))
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO import_batch_changes (workspace_id, batch_id, entity, row_id, action, prior, written_hash)"
+            " SELECT %(workspace_id)s, %(batch_id)s, %(entity)s, c.row_id, c.action, c.prior, t.row_hash"
+            " FROM _import_changes c JOIN {} t ON t.workspace_id = %(workspace_id)s AND t.id = c.row_id"
+            " ON CONFLICT (workspace_id, batch_id, entity, row_id) DO UPDATE SET written_hash = EXCLUDED.written_hash"
+        ).format(sql.Identifier(entity)),
+        {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity},
+    )
+
+
+def apply(db, settings, workspace_id, batch_id, *, run_pipeline: bool = True) -> dict[str, Any]:
+    with db.connection() as conn:
+        batch = _load(conn, workspace_id, batch_id, lock=True)
+        if batch["status"] not in ("pending", "confirmed"):
+            raise InputError(f"batch {batch_id} is {batch['status']}; only a pending batch can be applied", field="status")
+        stored = Path(batch["stored_path"] or "")
+        if not stored.is_file():
+            raise InputError(f"the file of batch {batch_id} ({batch['filename']}) is no longer available; import it again")
+        entity, columns = batch["entity"], batch["mapping"]
+        stage_map = _stage_map(conn, workspace_id)
+        inserted = updated = unchanged = skipped = 0
+        errors: list[dict[str, Any]] = []
+        with open_table(stored, sheet=batch["sheet"], max_bytes=settings.import_max_bytes,
+                        filename=batch["filename"]) as reader:
+            sample = [cells for _, cells in reader.sample(10)]
+            transformer = Transformer.build(entity, reader.info.headers, columns, sample, stage_map=stage_map)
+            for chunk in reader.chunks(CHUNK):
+                good = []
+                for number, cells in chunk:
+                    out = transformer.row(number, cells)
+                    if isinstance(out, RowError):
+                        skipped += 1
+                        if len(errors) < MAX_STORED_ERRORS:
+                            errors.append(_error(out, batch["filename"]))
+                    else:
+                        good.append(out)
+                result = upsert_rows(conn, entity, workspace_id, good, capture_prior=True)
+                _record_changes(conn, workspace_id, batch["id"], entity, result)
+                inserted, updated, unchanged = inserted + result.inserted, updated + result.updated, unchanged + result.unchanged
+        for guess in transformer.stage_guesses.values():
+            conn.execute(
+                "INSERT INTO stage_mappings (workspace_id, source, raw_stage, stage_normalized, origin, confidence)"
+                " VALUES (%(workspace_id)s, %(source)s, %(raw)s, %(stage)s, %(origin)s, %(confidence)s)"
+                " ON CONFLICT (workspace_id, source, raw_stage) DO NOTHING",
+                {"workspace_id": workspace_id, "source": SOURCE, "raw": guess.raw, "stage": guess.normalized,
+                 "origin": "default" if guess.known else "inferred", "confidence": guess.confidence},
+            )
+        overrides = (batch["options"] or {}).get("overrides") or {}
+        conn.execute(
+            "INSERT INTO connections (workspace_id, connector_name, metadata)"
+            " VALUES (%(workspace_id)s, %(name)s, jsonb_build_object('saved_mappings', jsonb_build_object(%(entity)s::text, %(overrides)s::jsonb)))"
+            " ON CONFLICT (workspace_id, connector_name) DO UPDATE SET metadata = jsonb_set(connections.metadata, '{saved_mappings}',"
+            "   COALESCE(connections.metadata->'saved_mappings', '{}') || jsonb_build_object(%(entity)s::text,"
+            "   COALESCE(connections.metadata->'saved_mappings'->%(entity)s, '{}') || %(overrides)s::jsonb)),"
+            "   last_sync_at = now(), last_sync_status = 'succeeded', updated_at = now()",
+            {"workspace_id": workspace_id, "name": SOURCE, "entity": entity, "overrides": Jsonb(overrides)},
+        )
+        conn.execute(
+            "UPDATE import_batches SET status = 'applied', inserted = %(inserted)s, updated = %(updated)s,"
+            " skipped = %(skipped)s, errors = %(errors)s, applied_at = now(), confirmed_at = COALESCE(confirmed_at, now()),"
+            " updated_at = now() WHERE workspace_id = %(workspace_id)s AND id = %(id)s",
+            {"workspace_id": workspace_id, "id": batch["id"], "inserted": inserted, "updated": updated,
+             "skipped": skipped, "errors": Jsonb(errors)},
+        )
+    result = get_batch(db, workspace_id, batch_id)
+    result["unchanged"] = unchanged
+    if run_pipeline:
+        result["steps"] = run_post_sync(db, workspace_id)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------- rollback
+
+_CONFLICTS = """
+SELECT c.row_id, t.source_id, t.row_hash IS NULL AS gone,
+       (SELECT b.id || ' (' || b.filename || ', applied ' || to_char(b.applied_at, 'YYYY-MM-DD HH24:MI') || ')'
+          FROM import_batch_changes l JOIN import_batches b ON b.workspace_id = l.workspace_id AND b.id = l.batch_id
+         WHERE l.workspace_id = c.workspace_id AND l.entity = c.entity AND l.row_id = c.row_id
+           AND b.status = 'applied' AND b.applied_at > %(applied_at)s
+         ORDER BY b.applied_at DESC LIMIT 1) AS later_batch
+  FROM import_batch_changes c
+  LEFT JOIN {table} t ON t.workspace_id = c.workspace_id AND t.id = c.row_id
+ WHERE c.workspace_id = %(workspace_id)s AND c.batch_id = %(batch_id)s AND c.entity = %(entity)s
+   AND (t.id IS NULL OR t.row_hash IS DISTINCT FROM c.written_hash)
+ LIMIT 20
+"""
+
+
+def rollback(db, workspace_id, batch_id, *, force: bool = False, run_pipeline: bool = True) -> dict[str, Any]:
+    with db.connection() as conn:
+        batch = _load(conn, workspace_id, batch_id, lock=True)
+        if batch["status"] != "applied":
+            raise InputError(f"batch {batch_id} is {batch['status']}; only an applied batch can be rolled back", field="status")
+        entity = batch["entity"]
+        table = sql.Identifier(entity)
+        params = {"workspace_id": workspace_id, "batch_id": batch["id"], "entity": entity, "applied_at": batch["applied_at"]}
+        conflicts = conn.execute(sql.SQL(_CONFLICTS).format(table=table), params).fetchall()
+        if conflicts and not force:
+            first = conflicts[0]
+            by = (f"by batch {first['later_batch']}" if first["later_batch"]
+                  else "since (by a later import, a sync or an edit)")
+            what = "was deleted" if first["gone"] else f"was changed {by}"
+            raise ImportConflict(
+                f"cannot roll back batch {batch_id}: {len(conflicts)}{'+' if len(conflicts) == 20 else ''} of its "
+                f"{entity} rows changed since it was applied; e.g. {entity} row {first['source_id'] or first['row_id']} "
+                f"{what}. Roll back the later batch first, or pass --force to restore anyway", field="batch")
+        deleted = conn.execute(sql.SQL(
+            "DELETE FROM {table} t USING import_batch_changes c WHERE c.workspace_id = %(workspace_id)s"
+            " AND c.batch_id = %(batch_id)s AND c.entity = %(entity)s AND c.action = 'inserted'"
+            " AND t.workspace_id = c.workspace_id AND t.id = c.row_id").format(table=table), params).rowcount
+        cols = [r["attname"] for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
+            " AND attname NOT IN ('workspace_id', 'id')", (entity,)).fetchall()]
+        restored = conn.execute(sql.SQL(
+            "UPDATE {table} t SET ({cols}) = ({vals}) FROM import_batch_changes c,"
+            " jsonb_populate_record(NULL::{table}, c.prior) p"
+            " WHERE c.workspace_id = %(workspace_id)s AND c.batch_id = %(batch_id)s AND c.entity = %(entity)s"
+            " AND c.action = 'updated' AND t.workspace_id = c.workspace_id AND t.id = c.row_id").format(
+                table=table, cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+                vals=sql.SQL(", ").join(sql.SQL("p.{}").format(sql.Identifier(c)) for c in cols)), params).rowcount
+        cleared = clear_dangling_references(conn, workspace_id)
+        conn.execute(
+            "UPDATE import_batches SET status = 'rolled_back', rolled_back_at = now(), updated_at = now()"
+            " WHERE workspace_id = %(workspace_id)s AND id = %(batch_id)s", params)
+    result = get_batch(db, workspace_id, batch_id)
+    result.update({"deleted": deleted, "restored": restored, "references_cleared": cleared, "forced": bool(conflicts)})
+    if run_pipeline:
+        result["steps"] = run_post_sync(db, workspace_id)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "batch_id": str(row["id"]), "status": row["status"], "filename": row["filename"], "entity": row["entity"],
+        "sheet": row["sheet"], "mapping": row["mapping"], "classification": row["classification"],
+        "rows": row["row_count"], "inserted": row["inserted"], "updated": row["updated"], "skipped": row["skipped"],
+        "errors": row["errors"], "warnings": row["warnings"], "sample_rows": row["sample_rows"],
+        "created_at": row["created_at"], "applied_at": row["applied_at"], "rolled_back_at": row["rolled_back_at"],
+    }
+
+
+def get_batch(db, workspace_id, batch_id) -> dict[str, Any]:
+    with db.connection() as conn:
+        return _public(_load(conn, workspace_id, batch_id))
+
+
+def list_batches(db, workspace_id, limit: int = 50) -> list[dict[str, Any]]:
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT * FROM import_batches WHERE workspace_id = %(workspace_id)s ORDER BY created_at DESC LIMIT %(limit)s",
+            {"workspace_id": workspace_id, "limit": limit},
+        ).fetchall()
+    return [{k: v for k, v in _public(r).items() if k not in ("sample_rows", "mapping", "classification")} for r in rows]
