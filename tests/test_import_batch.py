@@ -314,3 +314,29 @@ def cli_env(db_url, tmp_path, monkeypatch, capsys):
         return code, json.loads(out)
 
     return run
+
+
+def test_leads_keep_converted_references_and_resolve_them_when_the_records_exist(db, settings, workspace, tmp_path):
+    leads = ("Lead ID,First Name,Last Name,Company / Account,Email,Lead Status,Converted,"
+             "Converted Contact ID,Converted Account ID,Converted Opportunity ID\n"
+             "00Q1,Jane,Doe,Acme,jane@acme.io,Qualified,1,0031,0011,0061\n"
+             "00Q2,Bob,Roe,Umbrella,bob@umbrella.com,Open,0,,,\n")
+    b = batches.preview(db, settings, workspace["id"], write(tmp_path, "leads.csv", leads))
+    assert b["entity"] == "leads"
+    batches.apply(db, settings, workspace["id"], b["batch_id"])
+    jane = rows(db, workspace, "leads")["00Q1"]
+    assert jane["is_converted"] and jane["converted_contact_source_id"] == "0031" and jane["converted_contact_id"] is None
+    # The converted records arrive later, from a CRM sync (another source): the references resolve then.
+    from core.db.upsert import upsert_rows
+    from core.pipeline import run_post_sync
+
+    with db.connection() as conn:
+        upsert_rows(conn, "accounts", workspace["id"], [{"source": "salesforce", "source_id": "0011", "name": "Acme"}])
+        upsert_rows(conn, "contacts", workspace["id"], [{"source": "salesforce", "source_id": "0031", "email": "jane@acme.io"}])
+        upsert_rows(conn, "deals", workspace["id"], [{"source": "salesforce", "source_id": "0061", "name": "Acme New"}])
+    run_post_sync(db, workspace["id"])
+    jane = rows(db, workspace, "leads")["00Q1"]
+    ids = {t: {r["source_id"]: r["id"] for r in rows(db, workspace, t).values()} for t in ("accounts", "contacts", "deals")}
+    assert (jane["converted_account_id"], jane["converted_contact_id"], jane["converted_deal_id"]) == (
+        ids["accounts"]["0011"], ids["contacts"]["0031"], ids["deals"]["0061"])
+    assert rows(db, workspace, "leads")["00Q2"]["is_converted"] is False

@@ -41,15 +41,29 @@ UPDATE {table} AS r SET {id_col} = t.id
 """
 
 
+# Exports carry the CRM's own ids ("Converted Contact ID", "Account ID"), so a file-imported row may point at a
+# row another source (a Salesforce sync) stored: when no imported row has that id, a unique match in any
+# source is taken.
+_UPDATE_FROM_FILE = """
+UPDATE {table} AS r SET {id_col} = m.id
+  FROM (SELECT t.source_id, min(t.id::text)::uuid AS id FROM {target} t
+         WHERE t.workspace_id = %(workspace_id)s
+           AND t.source_id IN (SELECT w.{src_col} FROM {table} w WHERE w.workspace_id = %(workspace_id)s
+                                  AND w.source = 'csv_import' AND w.{id_col} IS NULL)
+         GROUP BY t.source_id HAVING count(*) = 1) AS m
+ WHERE r.workspace_id = %(workspace_id)s AND r.source = 'csv_import'
+   AND r.{id_col} IS NULL AND m.source_id = r.{src_col}
+"""
+
+
 @register_step("resolve_references", order=10)
 def resolve_references(conn, workspace_id: str) -> dict[str, int]:
     changed: dict[str, int] = {}
     for table, id_col, src_col, target in REFERENCES:
-        stmt = sql.SQL(_UPDATE).format(
-            table=sql.Identifier(table), id_col=sql.Identifier(id_col),
-            target=sql.Identifier(target), src_col=sql.Identifier(src_col),
-        )
-        n = conn.execute(stmt, {"workspace_id": workspace_id}).rowcount
+        names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),
+                 "target": sql.Identifier(target), "src_col": sql.Identifier(src_col)}
+        n = conn.execute(sql.SQL(_UPDATE).format(**names), {"workspace_id": workspace_id}).rowcount
+        n += conn.execute(sql.SQL(_UPDATE_FROM_FILE).format(**names), {"workspace_id": workspace_id}).rowcount
         if n:
             changed[f"{table}.{id_col}"] = n
     return changed
