@@ -1,17 +1,42 @@
-"""The post-sync pipeline: ordered, idempotent, set-based steps run over a whole workspace after every sync
-and import. Steps register here (name, order, function); the sync engine and the importer call
-`run_post_sync`. Each step takes (conn, workspace_id) and returns how many rows it changed (or a dict of
-counts); each runs in its own transaction so one slow step never holds another's locks.
+"""The post-sync pipeline: ordered, idempotent, set-based steps run over a workspace after every sync and
+import (and on `pandora relink`).
+
+Steps register here with a name and an order; each receives a pooled connection (its own transaction, so one
+slow step never holds another's locks) and a `PipelineRun`:
+- `workspace_id`;
+- `since`: None for a full run; otherwise the start of the previous run, and a step may limit its work to
+  rows created or updated since then (entity `updated_at` moves only when a sync or import changed a row; the
+  pipeline's own updates never touch it) plus whatever those rows affect;
+- `context`: the workspace's context layer (thresholds, internal domains), read once per run;
+- `as_of`: "now" for time-based rules (days in stage, staleness), fixed per run so tests can pin it.
+A step returns a dict of counts of what it changed; a second run over unchanged data returns nothing.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import psycopg
 
-StepFn = Callable[[psycopg.Connection, str], "int | dict[str, int]"]
+from core.context import get_context
+
+
+@dataclass
+class PipelineRun:
+    workspace_id: str
+    since: datetime | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    as_of: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Named parameters every step's SQL may use: workspace_id, since (NULL = everything) and as_of."""
+        return {"workspace_id": self.workspace_id, "since": self.since, "as_of": self.as_of}
+
+
+StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]
 
 
 @dataclass(frozen=True)
@@ -38,15 +63,35 @@ def steps() -> list[Step]:
 
 
 def _load_builtin() -> None:
-    from core.pipeline import associations, references, stages  # noqa: F401  (they register themselves)
+    import importlib
+
+    for name in ("stages", "references", "associations", "linker", "internal", "cwd", "computed"):
+        try:
+            importlib.import_module(f"core.pipeline.{name}")  # each registers itself
+        except ModuleNotFoundError as exc:
+            if exc.name != f"core.pipeline.{name}":
+                raise
 
 
-def run_post_sync(db, workspace_id) -> list[dict[str, Any]]:
-    """Run every registered step in order; returns [{name, ms, changed}] for sync_log.steps."""
+def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """Run every registered step in order; returns [{name, ms, changed}] (kept in sync_log.steps).
+
+    `incremental` lets steps work only on what changed since the previous run of this workspace."""
+    workspace_id = str(workspace_id)
+    with db.connection() as conn:
+        row = conn.execute(
+            "UPDATE workspaces SET pipeline_ran_at = clock_timestamp() WHERE id = %(workspace_id)s"
+            " RETURNING (SELECT pipeline_ran_at FROM workspaces WHERE id = %(workspace_id)s) AS previous",
+            {"workspace_id": workspace_id},
+        ).fetchone()
+        run = PipelineRun(workspace_id, row["previous"] if (incremental and row) else None, get_context(conn, workspace_id))
+        if as_of is not None:
+            run.as_of = as_of
     report = []
     for step in steps():
         started = time.perf_counter()
         with db.connection() as conn:
-            changed = step.fn(conn, str(workspace_id))
-        report.append({"name": step.name, "ms": round((time.perf_counter() - started) * 1000, 1), "changed": changed})
+            changed = step.fn(conn, run) or {}
+        report.append({"name": step.name, "ms": round((time.perf_counter() - started) * 1000, 1),
+                       "changed": {k: v for k, v in changed.items() if v}})
     return report

@@ -117,7 +117,8 @@ ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 
 
 @register_step("associations", order=20)
-def infer_associations(conn, workspace_id: str) -> dict[str, int]:
+def infer_associations(conn, run) -> dict[str, int]:
+    workspace_id = run.workspace_id
     from psycopg import sql
 
     params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL}

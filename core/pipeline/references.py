@@ -57,7 +57,8 @@ UPDATE {table} AS r SET {id_col} = m.id
 
 
 @register_step("resolve_references", order=10)
-def resolve_references(conn, workspace_id: str) -> dict[str, int]:
+def resolve_references(conn, run) -> dict[str, int]:
+    workspace_id = run.workspace_id
     changed: dict[str, int] = {}
     for table, id_col, src_col, target in REFERENCES:
         names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),

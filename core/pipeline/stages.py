@@ -18,7 +18,8 @@ UPDATE {table} t SET stage_normalized = m.stage_normalized
 
 
 @register_step("stage_normalization", order=5)
-def normalize_stages(conn, workspace_id: str) -> dict[str, int]:
+def normalize_stages(conn, run) -> dict[str, int]:
+    workspace_id = run.workspace_id
     changed = {}
     for table in ("deals", "deal_stage_history"):
         n = conn.execute(_APPLY.format(table=table), {"workspace_id": workspace_id}).rowcount
