@@ -10,14 +10,17 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from core.context import update_section
 from core.db.database import open_database
 from core.settings import Settings
-from core.synthetic import COMPANY_NAME, ENTITY_ORDER, generate, write_dataset
+from core.synthetic import COMPANY_DOMAIN, COMPANY_NAME, ENTITY_ORDER, generate, write_dataset
 from core.synthetic.summary import summarize
 from core.workspaces import ensure_workspace
 
 DEFAULT_SEED = 7
 DEFAULT_SCALE = 1
+DEMO_BUSINESS_MODEL = {"company_name": COMPANY_NAME, "gtm_motion": "sales-led, mid-market",
+                       "sales_cycle_days": 75, "acv_range": {"avg": 45000}, "pricing_model": "annual subscription"}
 
 
 def demo(args, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -29,6 +32,9 @@ def demo(args, settings: Settings) -> tuple[dict[str, Any], str]:
     with open_database(settings) as db:
         with db.connection() as conn:
             ws = ensure_workspace(conn, COMPANY_NAME)
+            # The business context the pipeline and skills read (internal domains, cycle, deal size).
+            update_section(conn, ws["id"], "business_model", DEMO_BUSINESS_MODEL)
+            update_section(conn, ws["id"], "definitions", {"internal_domains": [COMPANY_DOMAIN]})
         written = write_dataset(db, ws["id"], dataset)
         with db.connection() as conn:
             summary = summarize(conn, ws["id"], dataset.today)

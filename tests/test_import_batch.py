@@ -340,3 +340,14 @@ def test_leads_keep_converted_references_and_resolve_them_when_the_records_exist
     assert (jane["converted_account_id"], jane["converted_contact_id"], jane["converted_deal_id"]) == (
         ids["accounts"]["0011"], ids["contacts"]["0031"], ids["deals"]["0061"])
     assert rows(db, workspace, "leads")["00Q2"]["is_converted"] is False
+
+
+def test_apply_is_recorded_in_sync_log_with_its_pipeline_steps(db, settings, workspace, sf_report):
+    b = batches.preview(db, settings, workspace["id"], sf_report)
+    batches.apply(db, settings, workspace["id"], b["batch_id"])
+    with db.connection() as conn:
+        [log] = conn.execute("SELECT connector_name, trigger, status, counts, steps FROM sync_log WHERE workspace_id = %s",
+                             (workspace["id"],)).fetchall()
+    assert (log["connector_name"], log["trigger"], log["status"]) == ("csv_import", "import", "succeeded")
+    assert log["counts"]["deals"]["inserted"] == 5
+    assert "associations" in {s["name"] for s in log["steps"]}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -224,6 +225,7 @@ def _record_changes(conn, workspace_id, batch_id, entity: str, result) -> None:
 
 
 def apply(db, settings, workspace_id, batch_id, *, run_pipeline: bool = True) -> dict[str, Any]:
+    started = time.perf_counter()
     with db.connection() as conn:
         batch = _load(conn, workspace_id, batch_id, lock=True)
         if batch["status"] not in ("pending", "confirmed"):
@@ -280,8 +282,26 @@ def apply(db, settings, workspace_id, batch_id, *, run_pipeline: bool = True) ->
     result = get_batch(db, workspace_id, batch_id)
     result["unchanged"] = unchanged
     if run_pipeline:
-        result["steps"] = run_post_sync(db, workspace_id)
+        with db.connection() as conn:
+            if inserted >= 1000:  # fresh statistics before the pipeline joins the new rows
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(entity)))
+        result["steps"] = run_post_sync(db, workspace_id, incremental=True)
+    _log_run(db, workspace_id, entity, {"fetched": inserted + updated + unchanged + skipped, "inserted": inserted,
+                                        "updated": updated, "unchanged": unchanged}, result.get("steps", []),
+             int((time.perf_counter() - started) * 1000))
     return result
+
+
+def _log_run(db, workspace_id, entity: str, counts: dict[str, int], steps: list, ms: int) -> None:
+    """Imports are recorded in sync_log like syncs (connector csv_import, trigger import), with their steps."""
+    with db.connection() as conn:
+        conn.execute(
+            "INSERT INTO sync_log (workspace_id, connector_name, trigger, status, counts, steps, records_fetched,"
+            " finished_at, duration_ms) VALUES (%(workspace_id)s, %(name)s, 'import', 'succeeded', %(counts)s,"
+            " %(steps)s, %(fetched)s, now(), %(ms)s)",
+            {"workspace_id": workspace_id, "name": SOURCE, "counts": Jsonb({entity: counts}), "steps": Jsonb(steps),
+             "fetched": counts["fetched"], "ms": ms},
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- rollback

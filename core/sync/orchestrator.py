@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import httpx
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from core.connections import get_connection
@@ -32,6 +33,7 @@ from core.sync.paginators import dig, iterate_pages
 from core.sync.protocol import Stream, StreamContext
 
 log = logging.getLogger("pandora.sync")
+ANALYZE_AFTER_INSERTS = 1000
 
 
 @dataclass
@@ -150,7 +152,8 @@ class SyncEngine:
                     partitions = stream.partitions(ctx) if stream.partitions else [None]
                     for part in partitions:
                         self._run_stream(client, stream, ctx, part, connection["sync_cursors"], report, full)
-            report.steps = run_post_sync(self.db, report.workspace_id)
+            self._analyze_grown_tables(report)
+            report.steps = run_post_sync(self.db, report.workspace_id, incremental=True)
             report.status = "succeeded"
         except Exception as exc:  # recorded, then surfaced by the caller (CLI, Slack, REST)
             report.status = "failed"
@@ -221,6 +224,15 @@ class SyncEngine:
                      "pages": report.pages, "fetched": report.records_fetched},
                 )
             cursors[key] = new_state
+
+    def _analyze_grown_tables(self, report: SyncReport) -> None:
+        """Fresh planner statistics for tables that just grew a lot: the post-sync steps join them at once,
+        before autovacuum would have analysed them (a first sync otherwise plans its joins on empty stats)."""
+        grown = [t for t, c in report.counts.items() if c.get("inserted", 0) >= ANALYZE_AFTER_INSERTS]
+        if grown:
+            with self.db.connection() as conn:
+                for table in grown:
+                    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
     def _finish(self, report: SyncReport) -> None:
         with self.db.connection() as conn:
