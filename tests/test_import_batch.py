@@ -351,3 +351,14 @@ def test_apply_is_recorded_in_sync_log_with_its_pipeline_steps(db, settings, wor
     assert (log["connector_name"], log["trigger"], log["status"]) == ("csv_import", "import", "succeeded")
     assert log["counts"]["deals"]["inserted"] == 5
     assert "associations" in {s["name"] for s in log["steps"]}
+
+
+def test_a_batch_whose_file_vanished_fails_visibly_and_writes_nothing(db, settings, workspace, sf_report):
+    b = batches.preview(db, settings, workspace["id"], sf_report)
+    stored = settings.pandora_home / "imports" / b["batch_id"] / "sf_opportunities.csv"
+    stored.unlink()
+    with pytest.raises(InputError, match="no longer available"):
+        batches.apply(db, settings, workspace["id"], b["batch_id"])
+    after = batches.get_batch(db, workspace["id"], b["batch_id"])
+    assert after["status"] == "failed" and "no longer available" in after["warnings"][-1]
+    assert rows(db, workspace) == {}

@@ -224,12 +224,36 @@ def _record_changes(conn, workspace_id, batch_id, entity: str, result) -> None:
     )
 
 
-def apply(db, settings, workspace_id, batch_id, *, run_pipeline: bool = True) -> dict[str, Any]:
-    started = time.perf_counter()
+def confirm(db, workspace_id, batch_id) -> None:
+    """pending → confirmed (committed on its own, so a failed apply leaves a visible trace)."""
     with db.connection() as conn:
         batch = _load(conn, workspace_id, batch_id, lock=True)
-        if batch["status"] not in ("pending", "confirmed"):
+        if batch["status"] not in ("pending", "confirmed", "failed"):
             raise InputError(f"batch {batch_id} is {batch['status']}; only a pending batch can be applied", field="status")
+        conn.execute("UPDATE import_batches SET status = 'confirmed', confirmed_at = now(), updated_at = now()"
+                     " WHERE workspace_id = %(workspace_id)s AND id = %(id)s", {"workspace_id": workspace_id, "id": batch["id"]})
+
+
+def apply(db, settings, workspace_id, batch_id, *, run_pipeline: bool = True) -> dict[str, Any]:
+    started = time.perf_counter()
+    confirm(db, workspace_id, batch_id)
+    try:
+        return _apply(db, settings, workspace_id, batch_id, run_pipeline, started)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        with db.connection() as conn:
+            conn.execute(
+                "UPDATE import_batches SET status = 'failed', warnings = warnings || %(w)s, updated_at = now()"
+                " WHERE workspace_id = %(workspace_id)s AND id = %(id)s AND status = 'confirmed'",
+                {"workspace_id": workspace_id, "id": str(batch_id), "w": Jsonb([f"apply failed: {message}"])})
+        raise
+
+
+def _apply(db, settings, workspace_id, batch_id, run_pipeline: bool, started: float) -> dict[str, Any]:
+    with db.connection() as conn:
+        batch = _load(conn, workspace_id, batch_id, lock=True)
+        if batch["status"] != "confirmed":
+            raise InputError(f"batch {batch_id} is {batch['status']}; it was applied by someone else", field="status")
         stored = Path(batch["stored_path"] or "")
         if not stored.is_file():
             raise InputError(f"the file of batch {batch_id} ({batch['filename']}) is no longer available; import it again")
@@ -274,7 +298,7 @@ def apply(db, settings, workspace_id, batch_id, *, run_pipeline: bool = True) ->
         )
         conn.execute(
             "UPDATE import_batches SET status = 'applied', inserted = %(inserted)s, updated = %(updated)s,"
-            " skipped = %(skipped)s, errors = %(errors)s, applied_at = now(), confirmed_at = COALESCE(confirmed_at, now()),"
+            " skipped = %(skipped)s, errors = %(errors)s, applied_at = now(),"
             " updated_at = now() WHERE workspace_id = %(workspace_id)s AND id = %(id)s",
             {"workspace_id": workspace_id, "id": batch["id"], "inserted": inserted, "updated": updated,
              "skipped": skipped, "errors": Jsonb(errors)},
