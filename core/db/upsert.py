@@ -2,10 +2,11 @@
 
 For one page of rows it:
 1. serialises each row once and digests it (`row_hash`, over the columns being written);
-2. looks the page's keys up in one indexed query and drops the rows whose stored `row_hash` matches: an
-   unchanged re-sync never ships those rows to the server at all;
-3. if none of the remaining rows exist yet, COPYs them straight into the table (a first load costs about what
-   a plain COPY does); a concurrent writer that got there first only sends us to step 4;
+2. while a stream looks like a first load, COPYs the page straight into the table inside a savepoint (a first
+   load costs about what a plain COPY does); the first key that already exists rolls that page back and
+   switches the stream to step 3;
+3. looks the page's keys up in one indexed query and drops the rows whose stored `row_hash` matches: an
+   unchanged re-sync never ships those rows to the server at all; if none of the rest exist, COPY them in;
 4. otherwise COPYs them into a temp staging table and runs one
    `INSERT … ON CONFLICT (workspace_id, source, source_id) DO UPDATE … WHERE (old) IS DISTINCT FROM (new)`,
    so a row is only rewritten when a value actually changed.
@@ -223,6 +224,12 @@ def _copy(conn, target: sql.Composable, cols: list[str], lines: Iterable[str]) -
             copy.write("".join(batch).encode())
 
 
+# Per (database, table, workspace, sources): does the next page look like more of a first load? While pages keep
+# going straight in, we skip the key lookup altogether (a first load then costs about what a plain COPY does).
+# The first conflict switches that stream to lookup-first; a page that finds none of its keys switches it back.
+_first_load: dict[tuple, bool] = {}
+
+
 def upsert_rows(
     conn: psycopg.Connection,
     table: str,
@@ -240,29 +247,46 @@ def upsert_rows(
     result = UpsertResult(table)
     if not values:
         return result
+    write_cols = ["workspace_id", *cols, "row_hash"]
+    mode = (conn.info.host, conn.info.port, conn.info.dbname, table, workspace_id, frozenset(k[0] for k in values))
+    if len(_first_load) > 10_000:
+        _first_load.clear()
+    if not force and _first_load.get(mode, True):
+        if _copy_new(conn, table, write_cols, [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in values]):
+            return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result)
+        _first_load[mode] = False
     existing = _existing(conn, table, workspace_id, list(values))
+    _first_load[mode] = not existing
     todo = [k for k in values if force or k not in existing or existing[k][1] != hashes[k]]
     result.unchanged = len(values) - len(todo)
     if not todo:
         return result
-    write_cols = ["workspace_id", *cols, "row_hash"]
     payload = [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in todo]
-    try:
-        if not any(k in existing for k in todo):
-            with conn.transaction():  # a savepoint: a concurrent insert of the same key falls through to 4.
-                _copy(conn, sql.Identifier(table), write_cols, payload)
-            result.inserted = len(todo)
-            if capture_prior:
-                result.inserted_ids = [v[0] for v in _existing(conn, table, workspace_id, todo).values()]
-            return result
-    except psycopg.errors.UniqueViolation:
-        pass
-    except psycopg.errors.DataError as exc:
-        raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
+    if not any(k in existing for k in todo) and _copy_new(conn, table, write_cols, payload):
+        return _all_inserted(conn, table, workspace_id, todo, capture_prior, result)
     try:
         _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, len(todo))
     except psycopg.errors.DataError as exc:
         raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
+    return result
+
+
+def _copy_new(conn, table: str, write_cols: list[str], payload: list[str]) -> bool:
+    """COPY rows straight into the table inside a savepoint; False (and nothing written) if one already exists."""
+    try:
+        with conn.transaction():
+            _copy(conn, sql.Identifier(table), write_cols, payload)
+        return True
+    except psycopg.errors.UniqueViolation:
+        return False
+    except psycopg.errors.DataError as exc:
+        raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
+
+
+def _all_inserted(conn, table, workspace_id, keys, capture_prior: bool, result: UpsertResult) -> UpsertResult:
+    result.inserted += len(keys)
+    if capture_prior:
+        result.inserted_ids = [v[0] for v in _existing(conn, table, workspace_id, keys).values()]
     return result
 
 
