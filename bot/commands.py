@@ -65,8 +65,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add("create", workspace_create, "create a workspace", ws).add_argument("name")
     add("list", workspace_list, "list workspaces", ws)
 
-    from bot import commands_data, commands_import, demo
+    from bot import commands_data, commands_import, commands_settings, demo
 
     demo.register(add)
     commands_data.register(add)
     commands_import.register(add)
+    commands_settings.register(add)

@@ -128,3 +128,81 @@ def list_quotas(conn: psycopg.Connection, workspace_id: uuid.UUID | str) -> list
             period["reps"].append({"rep_name": r["rep_name"], "rep_email": r["rep_email"],
                                    "quota_amount": r["quota_amount"]})
     return list(periods.values())
+
+
+@dataclass
+class QuotaConfig:
+    """Which quota the skills measure against, and where it came from.
+
+    `source` is "quota_period" (a date-bounded period covering today), "context" (the context layer's
+    goals_and_targets quotas), "revenue_target" (only an annual target: no quota to attain) or "none"; `hint`
+    tells a user how to set one when it is missing."""
+
+    source: str
+    period: Period | None = None
+    team_quota: Decimal | None = None
+    rep_quotas: dict[str, Decimal] | None = None
+    rep_emails: dict[str, str] | None = None
+    revenue_target: Decimal | None = None
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "period": self.period.__dict__ if self.period else None,
+                "team_quota": self.team_quota, "rep_quotas": self.rep_quotas or {},
+                "revenue_target": self.revenue_target, "hint": self.hint}
+
+
+SET_QUOTA_HINT = ("No quota is set for this period. Set one with "
+                  "`pandora quota set --workspace W --team 1200000 --rep \"Dana Reyes=150000\"` "
+                  "(or `/pandora quota` in Slack).")
+
+_ACTIVE = """
+SELECT p.id, p.name, p.period_type, p.start_date, p.end_date, p.team_quota
+  FROM quota_periods p
+ WHERE p.workspace_id = %(workspace_id)s AND p.start_date <= %(today)s AND p.end_date >= %(today)s
+   AND (p.team_quota > 0 OR EXISTS (SELECT 1 FROM rep_quotas r WHERE r.workspace_id = p.workspace_id
+                                       AND r.period_id = p.id AND r.quota_amount > 0))
+ ORDER BY p.end_date - p.start_date, p.start_date DESC
+ LIMIT 1
+"""
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else None
+    except ArithmeticError:
+        return None
+
+
+def check_quota_config(conn: psycopg.Connection, workspace_id, *, today: date | None = None,
+                       context: dict[str, Any] | None = None) -> QuotaConfig:
+    """The active date-bounded period first (the shortest one covering today), else the context layer's
+    `goals_and_targets` (quotas.team / quarterly_quota and quotas.byRep, for the current fiscal quarter), else
+    a bare revenue target, else none — with a hint on how to set one."""
+    from core.context import get_context, lookup
+
+    today = today or date.today()
+    cur = conn.cursor(row_factory=dict_row)
+    row = cur.execute(_ACTIVE, {"workspace_id": str(workspace_id), "today": today}).fetchone()
+    if row:
+        reps = cur.execute(
+            "SELECT rep_name, rep_email, quota_amount FROM rep_quotas"
+            " WHERE workspace_id = %(workspace_id)s AND period_id = %(period_id)s ORDER BY rep_name",
+            {"workspace_id": str(workspace_id), "period_id": row["id"]},
+        ).fetchall()
+        rep_quotas = {r["rep_name"]: r["quota_amount"] for r in reps}
+        team = row["team_quota"] if row["team_quota"] else (sum(rep_quotas.values()) or None)
+        return QuotaConfig("quota_period", Period(row["name"], row["period_type"], row["start_date"], row["end_date"]),
+                           team, rep_quotas, {r["rep_name"]: r["rep_email"] for r in reps if r["rep_email"]})
+    ctx = context if context is not None else get_context(conn, workspace_id)
+    fy_start = int(lookup(ctx, "business_model.fiscal_year_start_month", 1) or 1)
+    team = _decimal(lookup(ctx, "goals_and_targets.quotas.team")) or _decimal(lookup(ctx, "goals_and_targets.quarterly_quota"))
+    by_rep = {str(k): _decimal(v) for k, v in (lookup(ctx, "goals_and_targets.quotas.byRep", {}) or {}).items()}
+    by_rep = {k: v for k, v in by_rep.items() if v}
+    if team or by_rep:
+        return QuotaConfig("context", fiscal_quarter(today, fy_start), team or sum(by_rep.values()), by_rep, {})
+    target = _decimal(lookup(ctx, "goals_and_targets.revenue_target"))
+    if target:
+        return QuotaConfig("revenue_target", None, None, {}, {}, target,
+                           hint="Only an annual revenue target is set; " + SET_QUOTA_HINT[0].lower() + SET_QUOTA_HINT[1:])
+    return QuotaConfig("none", None, None, {}, {}, hint=SET_QUOTA_HINT)
