@@ -41,6 +41,12 @@ class Settings:
     fireworks_api_key: str | None = None
     fireworks_base_url: str = "https://api.fireworks.ai/inference/v1"
     classify_model: str = "accounts/fireworks/models/deepseek-v3"
+    synthesize_model: str = "claude-sonnet-4-6"
+    classify_timeout: float = 30.0
+    synthesize_timeout: float = 60.0
+    llm_max_input_tokens: int = 20_000
+    llm_max_output_tokens: int = 4_096
+    llm_run_token_budget: int = 60_000
     import_max_bytes: int = 200 * 1024 * 1024
 
     @classmethod
@@ -63,6 +69,12 @@ class Settings:
             fireworks_api_key=env.get("FIREWORKS_API_KEY") or None,
             fireworks_base_url=env.get("FIREWORKS_BASE_URL") or "https://api.fireworks.ai/inference/v1",
             classify_model=env.get("PANDORA_CLASSIFY_MODEL") or "accounts/fireworks/models/deepseek-v3",
+            synthesize_model=env.get("PANDORA_SYNTHESIZE_MODEL") or "claude-sonnet-4-6",
+            classify_timeout=float(_int(env, "PANDORA_CLASSIFY_TIMEOUT", 30)),
+            synthesize_timeout=float(_int(env, "PANDORA_SYNTHESIZE_TIMEOUT", 60)),
+            llm_max_input_tokens=_int(env, "PANDORA_LLM_MAX_INPUT_TOKENS", 20_000),
+            llm_max_output_tokens=_int(env, "PANDORA_LLM_MAX_OUTPUT_TOKENS", 4_096),
+            llm_run_token_budget=_int(env, "PANDORA_LLM_RUN_TOKEN_BUDGET", 60_000),
             import_max_bytes=_int(env, "PANDORA_IMPORT_MAX_MB", 200) * 1024 * 1024,
         )
 

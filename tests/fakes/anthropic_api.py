@@ -1,0 +1,259 @@
+"""A local fake of Anthropic's Messages API, for tests of every SYNTHESIZE-tier caller (skills, conversations).
+
+`with FakeAnthropic(replies=[...]) as fake:` serves on 127.0.0.1 until the block ends; `fake.url` is a drop-in
+`base_url` for `anthropic.Anthropic` (the SDK appends /v1/messages). Routes:
+- `POST /v1/messages`: checks the API key (`x-api-key`, or `Authorization: Bearer`, which anthropic SDK 2.x sends)
+  and the `anthropic-version` header, validates the body's shape (model, max_tokens, messages with user/assistant
+  roles, system; `stream` is refused; temperature/top_p/top_k are refused under API version 2026-10-21 or later,
+  as the real API does), records the body in `.requests` and the headers in `.headers`, and answers a real
+  Message payload (id, type "message", role, model, content blocks, stop_reason, stop_sequence, usage).
+- `POST /v1/messages/count_tokens` ({"input_tokens": n}) and `GET /v1/models`.
+Errors use Anthropic's shape: {"type": "error", "error": {"type": …, "message": …}, "request_id": …}.
+
+The answer's content comes from, in order: the queue of `replies`, else `responder(request_json)`, else
+`default_text`. A reply is a str (one text block), a dict (JSON-encoded into one text block), a list of content
+blocks (see `text_block`, `tool_use_block`; stop_reason "tool_use" when one is a tool_use) or a `Reply` (content
+plus status, headers, delay, stop_reason, usage) for per-request failures.
+
+Knobs, plain attributes a test may change while the server runs: `delay` (seconds before every answer, to trigger
+client timeouts), `status` (+ `status_headers`: every request fails, e.g. 429 with retry-after, 529 overloaded,
+500). Usage is ≈ characters / 4 of the request's system + messages and of the answer, unless a Reply sets it.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+               403: "permission_error", 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+               500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
+SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
+NO_SAMPLING_FROM = "2026-10-21"   # the API version from which sampling parameters are rejected
+
+
+@dataclass
+class Reply:
+    content: str | dict | list[dict[str, Any]] | None = ""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    stop_reason: str | None = None          # default: "tool_use" with a tool_use block, else "end_turn"
+    usage: dict[str, int] | None = None     # e.g. {"input_tokens": 1200, "output_tokens": 300}
+    error: str | None = None                # message of the error body when status != 200
+
+
+def text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def tool_use_block(name: str, input: dict[str, Any], id: str | None = None) -> dict[str, Any]:
+    return {"type": "tool_use", "id": id or f"toolu_{uuid.uuid4().hex[:24]}", "name": name, "input": input}
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
+            "request_id": f"req_{uuid.uuid4().hex[:24]}"}
+
+
+class FakeAnthropic:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "test-key",
+        replies: list[str | dict | list | Reply] | None = None,
+        responder: Callable[[dict[str, Any]], str | dict | list | Reply] | None = None,
+        default_text: str = "OK",
+        delay: float = 0.0,
+        status: int | None = None,
+        status_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.api_key = api_key          # None accepts any key
+        self.replies: list[str | dict | list | Reply] = list(replies or [])
+        self.responder = responder
+        self.default_text = default_text
+        self.delay = delay
+        self.status = status
+        self.status_headers = dict(status_headers or {})
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[Message] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeAnthropic is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeAnthropic:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                fake._handle_post(self)
+
+            def do_GET(self) -> None:  # noqa: N802
+                fake._handle_get(self)
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                pass
+
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wake handlers sleeping on a delay
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeAnthropic:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- checks ----------------------------------------------------------------------------------------------------
+
+    def _auth_error(self, handler: BaseHTTPRequestHandler) -> str | None:
+        key = handler.headers.get("x-api-key")
+        if key is None:
+            auth = handler.headers.get("Authorization", "")
+            key = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        if key is None:
+            return "x-api-key header is required"
+        if self.api_key is not None and key != self.api_key:
+            return "invalid x-api-key"
+        return None
+
+    def _body_error(self, body: Any, version: str) -> str | None:
+        if not isinstance(body, dict):
+            return "request body must be a JSON object"
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return "model: Field required"
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            return "max_tokens: Field required (a positive integer)"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "messages: at least one message is required"
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+                return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+            if not isinstance(m.get("content"), (str, list)):
+                return f"messages.{i}.content: Field required"
+        system = body.get("system")
+        if system is not None and not isinstance(system, (str, list)):
+            return "system: Input should be a valid string or list of text blocks"
+        if body.get("stream"):
+            return "stream: streaming is not supported by the fake"
+        if version >= NO_SAMPLING_FROM:
+            for name in SAMPLING_PARAMS:
+                if name in body:
+                    return f"{name}: Extra inputs are not permitted"
+        return None
+
+    # -- handlers --------------------------------------------------------------------------------------------------
+
+    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+        if (problem := self._auth_error(handler)) is not None:
+            return _send(handler, 401, error_body(401, problem))
+        if handler.path.split("?")[0].rstrip("/") != "/v1/models":
+            return _send(handler, 404, error_body(404, f"no route {handler.path}"))
+        _send(handler, 200, {"data": [{"type": "model", "id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6",
+                                       "created_at": "2026-02-17T00:00:00Z"}],
+                             "has_more": False, "first_id": "claude-sonnet-4-6", "last_id": "claude-sonnet-4-6"})
+
+    def _handle_post(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        path = handler.path.split("?")[0].rstrip("/")
+        if path not in ("/v1/messages", "/v1/messages/count_tokens"):
+            return _send(handler, 404, error_body(404, f"no route {handler.path}"))
+        if (problem := self._auth_error(handler)) is not None:
+            return _send(handler, 401, error_body(401, problem))
+        version = handler.headers.get("anthropic-version")
+        if not version:
+            return _send(handler, 400, error_body(400, "anthropic-version: header is required"))
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return _send(handler, 400, error_body(400, "request body is not valid JSON"))
+        if path.endswith("count_tokens"):
+            return _send(handler, 200, {"input_tokens": _input_tokens(body if isinstance(body, dict) else {})})
+        if (problem := self._body_error(body, version)) is not None:
+            return _send(handler, 400, error_body(400, problem))
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(handler.headers)
+            queued = self.replies.pop(0) if self.replies else None
+        reply = self._reply_for(body, queued)
+        wait = self.delay + reply.delay
+        if wait > 0 and self._stopping.wait(wait):
+            return  # the server is stopping: drop the request
+        if self.status is not None and self.status != 200:
+            return _send(handler, self.status, error_body(self.status, f"scripted HTTP {self.status}"),
+                         self.status_headers)
+        if reply.status != 200:
+            return _send(handler, reply.status, error_body(reply.status, reply.error or f"scripted HTTP {reply.status}"),
+                         reply.headers)
+        _send(handler, 200, self._message(body, reply), {"request-id": f"req_{uuid.uuid4().hex[:24]}", **reply.headers})
+
+    def _reply_for(self, body: dict[str, Any], queued: Any) -> Reply:
+        source = queued if queued is not None else (
+            self.responder(body) if self.responder is not None else self.default_text)
+        return source if isinstance(source, Reply) else Reply(content=source)
+
+    def _message(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        content = reply.content
+        if isinstance(content, dict):
+            content = json.dumps(content)
+        blocks = [text_block(content)] if isinstance(content, str) else list(content or [])
+        has_tool = any(b.get("type") == "tool_use" for b in blocks)
+        text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        answered = json.dumps(blocks) if has_tool else text
+        usage = {"input_tokens": _input_tokens(body), "output_tokens": max(1, len(answered) // 4),
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"}
+        usage.update(reply.usage or {})
+        return {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": blocks,
+            "stop_reason": reply.stop_reason or ("tool_use" if has_tool else "end_turn"),
+            "stop_sequence": None,
+            "usage": usage,
+        }
+
+
+def _input_tokens(body: dict[str, Any]) -> int:
+    parts = [body.get("system") or "", body.get("messages") or [], body.get("tools") or []]
+    return max(1, sum(len(p if isinstance(p, str) else json.dumps(p)) for p in parts) // 4)
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(body).encode()
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test): nothing to answer
+        pass
