@@ -65,9 +65,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add("create", workspace_create, "create a workspace", ws).add_argument("name")
     add("list", workspace_list, "list workspaces", ws)
 
-    from bot import commands_data, commands_import, commands_settings, demo
+    from bot import commands_data, commands_import, commands_settings, commands_skills, demo
 
     demo.register(add)
     commands_data.register(add)
     commands_import.register(add)
     commands_settings.register(add)
+    commands_skills.register(add)
