@@ -76,7 +76,7 @@ def parse_params(skill: registry.Skill, raw: dict[str, Any] | None) -> dict[str,
             try:
                 value = date.fromisoformat(str(value)) if p.kind is date else p.kind(value)
             except (TypeError, ValueError):
-                raise InputError(f"{skill.name}: parameter {name} must be a {p.kind.__name__}, got {value!r}",
+                raise InputError(f"{skill.name}: parameter {name} must be {"an" if p.kind.__name__[0] in "aeiou" else "a"} {p.kind.__name__}, got {value!r}",
                                  field=name) from None
         out[name] = value
     return out
