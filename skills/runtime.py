@@ -60,6 +60,9 @@ class SkillContext:
         return row["output"] if row else None
 
 
+_KINDS = {int: "a whole number", float: "a number", str: "text", date: "a date (YYYY-MM-DD)", bool: "true or false"}
+
+
 def parse_params(skill: registry.Skill, raw: dict[str, Any] | None) -> dict[str, Any]:
     """Declared parameters only, converted to their kinds; unknown names are an InputError naming them."""
     raw = dict(raw or {})
@@ -76,7 +79,7 @@ def parse_params(skill: registry.Skill, raw: dict[str, Any] | None) -> dict[str,
             try:
                 value = date.fromisoformat(str(value)) if p.kind is date else p.kind(value)
             except (TypeError, ValueError):
-                raise InputError(f"{skill.name}: parameter {name} must be {"an" if p.kind.__name__[0] in "aeiou" else "a"} {p.kind.__name__}, got {value!r}",
+                raise InputError(f"{skill.name}: parameter {name} must be {_KINDS.get(p.kind, p.kind.__name__)}, got {value!r}",
                                  field=name) from None
         out[name] = value
     return out

@@ -53,7 +53,7 @@ def test_a_failing_run_is_recorded_and_raised_as_a_skill_error(db, settings, wor
 def test_unknown_parameters_and_bad_values_are_named(db, settings, workspace):
     with pytest.raises(InputError, match="no parameter 'x'"):
         run_skill(db, settings, workspace["id"], "boom-test", {"x": 1})
-    with pytest.raises(InputError, match="n must be an int"):
+    with pytest.raises(InputError, match="n must be a whole number"):
         run_skill(db, settings, workspace["id"], "boom-test", {"n": "many"})
 
 
