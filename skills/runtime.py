@@ -77,8 +77,11 @@ def parse_params(skill: registry.Skill, raw: dict[str, Any] | None) -> dict[str,
         value = raw.get(name, p.default)
         if value is not None and not isinstance(value, p.kind):
             try:
-                value = date.fromisoformat(str(value)) if p.kind is date else p.kind(value)
-            except (TypeError, ValueError):
+                if p.kind is bool:
+                    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}[str(value).lower()]
+                else:
+                    value = date.fromisoformat(str(value)) if p.kind is date else p.kind(value)
+            except (TypeError, ValueError, KeyError):
                 raise InputError(f"{skill.name}: parameter {name} must be {_KINDS.get(p.kind, p.kind.__name__)}, got {value!r}",
                                  field=name) from None
         out[name] = value
