@@ -47,7 +47,7 @@ def generate(seed: int = 7, scale: int = 1, today: date | None = None) -> Datase
     _settle(rng("settle"), accounts, contacts, plans, acts, convs, converted, clock)
     return Dataset(
         seed=seed, scale=scale, today=today, people=staff,
-        quotas=org.quotas(rng("quotas"), reps, today),
+        quotas=org.quotas(rng("quotas"), reps, today, scale),
         tables={
             "accounts": accounts, "contacts": contacts, "deals": [p.row for p in plans],
             "deal_stage_history": deals.history_rows(plans), "activities": acts, "conversations": convs,

@@ -61,11 +61,13 @@ def people(rng: random.Random, scale: int) -> list[Person]:
     return staff
 
 
-def quotas(rng: random.Random, reps: list[Person], today: date) -> list[QuotaPlan]:
+def quotas(rng: random.Random, reps: list[Person], today: date, scale: int = 1) -> list[QuotaPlan]:
     """Quarterly quotas for the current and the previous fiscal quarter. One rep in eight was ramping last
     quarter (a lower number); the team quota is the sum of the reps'."""
     current, previous = fiscal_quarter(today), previous_quarter(today)
-    base = {r.name: pick(rng, (120_000, 130_000, 140_000, 140_000, 150_000, 160_000)) for r in reps}
+    # Sized so the team's base forecast lands near 100 % of quota with reps spread across the bands; the
+    # quota scales with the dataset (more deals per rep at a larger scale).
+    base = {r.name: scale * pick(rng, (260_000, 280_000, 300_000, 300_000, 320_000, 340_000)) for r in reps}
     ramping = {r.name for r in reps if rng.random() < 0.125}
     plans = []
     for period, is_previous in ((previous, True), (current, False)):
