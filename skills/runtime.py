@@ -49,13 +49,14 @@ class SkillContext:
                 self._quota = check_quota_config(conn, self.workspace_id, today=self.today, context=self.context)
         return self._quota
 
-    def previous_output(self) -> dict[str, Any] | None:
-        """The last successful run of this skill in this workspace (week-over-week comparisons)."""
+    def previous_output(self, skill: str | None = None) -> dict[str, Any] | None:
+        """The last successful run of `skill` (default: the running one) in this workspace, for
+        week-over-week comparisons; a skill run inside the weekly digest passes its own name."""
         with self.conn() as conn:
             row = conn.execute(
                 "SELECT output FROM skill_runs WHERE workspace_id = %(workspace_id)s AND skill = %(skill)s"
                 " AND status = 'succeeded' AND id <> %(id)s ORDER BY started_at DESC LIMIT 1",
-                {"workspace_id": self.workspace_id, "skill": self.skill, "id": self.run_id},
+                {"workspace_id": self.workspace_id, "skill": skill or self.skill, "id": self.run_id},
             ).fetchone()
         return row["output"] if row else None
 

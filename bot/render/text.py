@@ -1,35 +1,10 @@
 """Plain-text rendering of a SkillResult, for the CLI and `pandora say` (Slack gets Block Kit instead)."""
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
+from skills.format import fmt
 from skills.result import SkillResult
 
 MAX_TABLE_ROWS = 15
-
-
-def fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    if unit == "$":
-        value = float(value)
-        sign = "-" if value < 0 else ""
-        value = abs(value)
-        if value >= 1_000_000:
-            return f"{sign}${value / 1_000_000:,.2f}M"
-        if value >= 10_000:
-            return f"{sign}${value / 1_000:,.1f}k"
-        return f"{sign}${value:,.0f}"
-    if unit == "%":
-        return f"{float(value):.0f}%"
-    if unit == "x":
-        return f"{float(value):.2f}x"
-    if isinstance(value, (float, Decimal)):
-        return f"{float(value):,.2f}".rstrip("0").rstrip(".")
-    if isinstance(value, int):
-        return f"{value:,}" + (f" {unit}" if unit else "")
-    return str(value) + (f" {unit}" if unit and unit not in ("$", "%", "x") else "")
 
 
 def render_text(result: SkillResult) -> str:
