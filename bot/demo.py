@@ -10,13 +10,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from bot.render.text import render_text
 from core.context import update_section
+from core.errors import NotFound
 from core.db.database import open_database
 from core.settings import Settings
 from core.synthetic import COMPANY_DOMAIN, COMPANY_NAME, ENTITY_ORDER, generate, write_dataset
 from core.synthetic.summary import summarize
 from core.workspaces import ensure_workspace
+from skills import registry
+from skills.runtime import run_skill
 
+DEMO_SKILLS = ("forecast-rollup", "pipeline-hygiene", "data-quality-audit")
 DEFAULT_SEED = 7
 DEFAULT_SCALE = 1
 DEMO_BUSINESS_MODEL = {"company_name": COMPANY_NAME, "gtm_motion": "sales-led, mid-market",
@@ -35,18 +40,29 @@ def demo(args, settings: Settings) -> tuple[dict[str, Any], str]:
             # The business context the pipeline and skills read (internal domains, cycle, deal size).
             update_section(conn, ws["id"], "business_model", DEMO_BUSINESS_MODEL)
             update_section(conn, ws["id"], "definitions", {"internal_domains": [COMPANY_DOMAIN]})
-        written = write_dataset(db, ws["id"], dataset)
+        written = write_dataset(db, ws["id"], dataset)  # also runs the post-sync pipeline
         with db.connection() as conn:
             summary = summarize(conn, ws["id"], dataset.today)
+        reports = [run_skill(db, settings, ws["id"], name, today=dataset.today, trigger="demo")
+                   for name in DEMO_SKILLS if _installed(name)]
     totals = summary.pop("totals")
     data = {
         "workspace": {"id": ws["id"], "name": ws["name"]},
         "seed": seed, "scale": scale, "today": dataset.today,
         "counts": {t: {"total": totals[t], **written[t]} for t in ENTITY_ORDER},
         **summary,
+        "reports": {r.skill: r.to_dict() for r in reports},
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return data, render(data)
+    return data, render(data) + "".join("\n\n" + render_text(r) for r in reports)
+
+
+def _installed(name: str) -> bool:
+    try:
+        registry.get(name)
+        return True
+    except NotFound:
+        return False
 
 
 def render(data: dict[str, Any]) -> str:
