@@ -70,13 +70,21 @@ def test_running_demo_again_refreshes_the_same_workspace_without_writing(first_r
 
 def test_demo_text_is_a_short_report_of_the_same_numbers(first_run):
     data, text = first_run
-    lines = text.splitlines()
+    summary, *reports = text.split("\n\n")
+    lines = summary.splitlines()
     assert len(lines) < 30
     assert lines[0].startswith("Demo Co workspace")
     deals_line = next(line for line in lines if line.strip().startswith("deals "))
     assert "400" in deals_line and "+400 new" in deals_line
     assert f"${data['open_pipeline']['amount']:,.0f}" in text
     assert all(r["name"] in text for r in data["reps"])
+
+
+def test_demo_prints_the_forecast_hygiene_and_quality_reports(first_run):
+    data, text = first_run
+    assert set(data["reports"]) == {"forecast-rollup", "pipeline-hygiene", "data-quality-audit"}
+    for report in data["reports"].values():
+        assert report["headline"] in text and report["run_id"]
 
 
 def test_register_adds_the_demo_subcommand_with_seed_scale_and_today():
