@@ -26,8 +26,11 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
 from typing import Any, Callable
+
+from tests.fakes.server import FakeServer, send_json as _send
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                403: "permission_error", 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
@@ -60,7 +63,7 @@ def error_body(status: int, message: str) -> dict[str, Any]:
             "request_id": f"req_{uuid.uuid4().hex[:24]}"}
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer):
     def __init__(
         self,
         *,
@@ -72,6 +75,7 @@ class FakeAnthropic:
         status: int | None = None,
         status_headers: dict[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self.api_key = api_key          # None accepts any key
         self.replies: list[str | dict | list | Reply] = list(replies or [])
         self.responder = responder
@@ -82,49 +86,6 @@ class FakeAnthropic:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[Message] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeAnthropic is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeAnthropic:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                fake._handle_post(self)
-
-            def do_GET(self) -> None:  # noqa: N802
-                fake._handle_get(self)
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-                pass
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wake handlers sleeping on a delay
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeAnthropic:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- checks ----------------------------------------------------------------------------------------------------
 
@@ -168,7 +129,7 @@ class FakeAnthropic:
 
     # -- handlers --------------------------------------------------------------------------------------------------
 
-    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+    def handle_get(self, handler: BaseHTTPRequestHandler) -> None:
         if (problem := self._auth_error(handler)) is not None:
             return _send(handler, 401, error_body(401, problem))
         if handler.path.split("?")[0].rstrip("/") != "/v1/models":
@@ -177,7 +138,7 @@ class FakeAnthropic:
                                        "created_at": "2026-02-17T00:00:00Z"}],
                              "has_more": False, "first_id": "claude-sonnet-4-6", "last_id": "claude-sonnet-4-6"})
 
-    def _handle_post(self, handler: BaseHTTPRequestHandler) -> None:
+    def handle_post(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         path = handler.path.split("?")[0].rstrip("/")
@@ -245,15 +206,3 @@ def _input_tokens(body: dict[str, Any]) -> int:
     return max(1, sum(len(p if isinstance(p, str) else json.dumps(p)) for p in parts) // 4)
 
 
-def _send(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-    data = json.dumps(body).encode()
-    try:
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test): nothing to answer
-        pass

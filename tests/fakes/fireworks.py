@@ -20,8 +20,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
 from typing import Any, Callable
+
+from tests.fakes.server import FakeServer, send_json as _send
 
 INVALID_JSON = "Sure! Here is the mapping: {entity: deals,"
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -45,7 +48,9 @@ def error_body(status: int, message: str, code: str | None = None) -> dict[str, 
                       "code": code}}
 
 
-class FakeFireworks:
+class FakeFireworks(FakeServer):
+    base_path = "/inference/v1"
+
     def __init__(
         self,
         *,
@@ -58,6 +63,7 @@ class FakeFireworks:
         status_headers: dict[str, str] | None = None,
         invalid_json: bool = False,
     ) -> None:
+        super().__init__()
         self.api_key = api_key          # None accepts any bearer token
         self.replies: list[str | dict | Reply] = list(replies or [])
         self.responder = responder
@@ -69,49 +75,6 @@ class FakeFireworks:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[Message] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeFireworks is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/inference/v1"
-
-    def start(self) -> FakeFireworks:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                fake._handle_post(self)
-
-            def do_GET(self) -> None:  # noqa: N802
-                fake._handle_get(self)
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-                pass
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # wake handlers sleeping on a delay
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeFireworks:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- handlers ------------------------------------------------------------------------------------------------
 
@@ -120,7 +83,7 @@ class FakeFireworks:
             return handler.headers.get("Authorization", "").startswith("Bearer ")
         return handler.headers.get("Authorization") == f"Bearer {self.api_key}"
 
-    def _handle_get(self, handler: BaseHTTPRequestHandler) -> None:
+    def handle_get(self, handler: BaseHTTPRequestHandler) -> None:
         if not self._authorized(handler):
             return _send(handler, 401, error_body(401, "Invalid API key", "invalid_api_key"))
         if handler.path.rstrip("/") != "/inference/v1/models":
@@ -128,7 +91,7 @@ class FakeFireworks:
         _send(handler, 200, {"object": "list", "data": [
             {"id": "accounts/fireworks/models/deepseek-v3", "object": "model", "owned_by": "fireworks"}]})
 
-    def _handle_post(self, handler: BaseHTTPRequestHandler) -> None:
+    def handle_post(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         if handler.path.rstrip("/") != "/inference/v1/chat/completions":
@@ -187,15 +150,3 @@ class FakeFireworks:
         }
 
 
-def _send(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-    data = json.dumps(body).encode()
-    try:
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
-    except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test): nothing to answer
-        pass

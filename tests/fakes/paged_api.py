@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import FakeServer, send_json as _send
 
 
 def make_deal(
@@ -83,7 +85,8 @@ def _decode_cursor(cursor: str) -> int:
     return int(number)
 
 
-class PagedApi:
+class PagedApi(FakeServer):
+    http11 = False
     """The fake server; `with PagedApi(records) as api:` serves at `api.url` until the block ends.
 
     fail_plan entries are consumed in order; each fires on the first request whose 1-based number is
@@ -101,6 +104,7 @@ class PagedApi:
         block_on_page: int | None = None,
         loop_cursor: bool = False,
     ) -> None:
+        super().__init__()
         self.records = records if records is not None else []
         self.page_size = page_size
         self.fail_plan = [dict(entry) for entry in fail_plan or []]
@@ -111,46 +115,9 @@ class PagedApi:
         self.release = threading.Event()
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("PagedApi is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> PagedApi:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                api._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
+    def on_stop(self) -> None:
         self.release.set()  # never leave a handler hanging on a blocked page
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> PagedApi:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def _next_failure(self, number: int) -> dict[str, Any] | None:
         if not self.fail_plan or self.fail_plan[0].get("on_request", number) > number:
@@ -161,7 +128,7 @@ class PagedApi:
             self.fail_plan.pop(0)
         return failure
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def handle_get(self, handler: BaseHTTPRequestHandler) -> None:
         split = urlsplit(handler.path)
         query = {key: values[-1] for key, values in parse_qs(split.query).items()}
         with self._lock:
@@ -200,14 +167,3 @@ class PagedApi:
         elif offset + limit < len(rows):
             page["paging"] = {"next": {"after": _encode_cursor(offset + limit)}}
         _send(handler, 200, page)
-
-
-def _send(handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-    data = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(data)
