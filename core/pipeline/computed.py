@@ -1,0 +1,462 @@
+"""Computed fields: activity dates and 0-100 scores on deals, contacts and accounts (post-sync step 60, last).
+
+One set-based `UPDATE … FROM (CTEs)` per table: deals, then contacts, then accounts (which read what the first
+two wrote). It writes only last_activity_at, days_in_stage, velocity_score, deal_risk, deal_risk_factors,
+health_score and engagement_score, only on rows whose values change (`IS DISTINCT FROM`), and never sets
+`updated_at` (that marks source changes): a second run at the same as_of changes nothing.
+
+Conventions. "Now" is `as_of`; rows dated after it are ignored; "in the last N days" is the N × 24 h before it;
+days are floored; close dates compare with as_of's UTC date. Deleted rows (deleted_at) are neither written nor
+counted. Knobs come from the context layer (defaults as in core/context.py; a missing, non-numeric or
+non-positive value falls back to the default): stale = thresholds.stale_deal_days (14), critical =
+max(thresholds.critical_stale_days (30), stale), min_contacts = thresholds.min_contacts_per_deal (2),
+cycle = business_model.sales_cycle_days (90), avg_deal = business_model.acv_range.avg (50,000), weights =
+definitions.activity_weights by activity_type (meeting 10, call 5, email 2, note 1, task 1; any other type
+its own entry, else `other`, else 1).
+A touch is an activity, a call, or a conversation that is not internal (is_internal NULL counts as external).
+
+Deals. Open = stage_normalized NULL or not closed_won/closed_lost (the original's threading code also treated
+NULL as open). A deal's touches are those with its deal_id; its engaged contacts are the distinct contacts of
+deal_contacts and of its touches.
+- last_activity_at = latest touch; idle = days since it. age = days since source_created_at (else created_at).
+- days_in_stage = days since stage_entered_at, else the latest deal_stage_history entry into the current
+  stage_normalized, else source_created_at, else created_at (0 if that lies after as_of).
+- p = probability (0-100), else the stage's default probability (core.stages), else unknown (no points).
+- velocity_score = 12.5 × min(amount / avg_deal, 2) [no or negative amount: 0] + 25 × p / 100
+  + 10 × min(cycle / max(age, 1), 2) + freshness (days_in_stage ≤ 7: 10, ≤ 14: 7, ≤ 30: 4, else 1)
+  + close proximity (days to close 1–30: 20, 31–60: 12, ≤ 0: 2, later or no close date: 5); 0–100.
+  Adapted: the original gave 25 per average deal and 15 per (cycle / age), summed to 135 and clamped, so any
+  large young deal read 100; those two terms are halved / cut to 10 here so that the maximum is exactly 100 and
+  the score still ranks. The original read probability 0 as 50 (BUG): 0 is 0 here.
+- deal_risk = min(100, Σ points); deal_risk_factors = [{factor, points, detail}] of the factors that apply,
+  in this order:
+    no_activity 15 (no touch ever) | critically_stale 30 (idle ≥ critical) | stale 20 (idle ≥ stale);
+    past_close_date 25 (close date before today) | closing_soon 10 (close date today … today + 6);
+    single_threaded 15 (fewer than min_contacts engaged contacts);
+    stage_regression 10 (in the stage history ordered by entered_at, an entry in the last 90 days into an
+      earlier open stage than the entry before it);
+    long_cycle 15 (age > cycle);
+    long_in_stage 20 (days_in_stage > 50 % of cycle) | 10 (> 25 %), halved when idle ≤ 7;
+    low_probability 15 (p < 20) | 5 (p < 40);
+    thin_activity 10 (fewer than 3 touches in total).
+  The original's close_date_suspect (timeline words in recent calls) is not implemented: no transcripts here.
+- health_score = clamp(100 − deal_risk + modifier, 0, 100). The original's modifier came from call keywords;
+  ours from engagement: +10 an external conversation in the last 14 days; +5 three or more touches in the last
+  30 days; −10 three or more outbound activities in the last 30 days and nothing back in that window (no
+  inbound activity or call, no conversation).
+- Closed deals keep last_activity_at (a fact) and are not scored: days_in_stage, velocity_score, deal_risk and
+  health_score are NULL, deal_risk_factors []. Their outcome is history, not health: averages of deal health
+  then see live deals only (account health uses wins separately), and closed deals are not rewritten daily.
+
+Contacts. Their touches: activities and calls with their contact_id, and conversations linked to them by
+contact_id or listing their email (case-insensitive) among the participants not marked internal; a
+conversation counts once per contact.
+- last_activity_at = latest touch.
+- engagement_score = recency (idle < 7: 30, < 14: 20, < 30: 10, else 0) + volume min(40, Σ weights of the
+  touches in the last 90 days: activities by type, calls as `call`, conversations as `meeting`) + 5 per channel
+  used in the last 90 days (email, call, meeting; max 15) + 15 when on an open deal (deal_contacts).
+  NULL when never touched and on no open deal: nothing to score (so the many never-engaged contacts of a large
+  CRM are never written); a contact losing its last touch and open deal goes back to NULL.
+
+Accounts. last_activity_at = latest of the touches with its account_id and the last_activity_at of its
+contacts and deals.
+- health_score = recency (as for contacts, max 30) + pipeline 0.3 × the average health_score of its open deals
+  (15 when it has none; max 30) + wins (any closed_won deal 20, no closed deal 10, only losses 0) + coverage by
+  contacts touched in the last 90 days (none 0, 1: 10, 2: 15, 3 or more: 20). NULL when it has no deals, no
+  touched contacts and no touches of its own.
+
+Incremental runs (`run.since` set) recompute only what a change can affect: rows updated or created since;
+the deals, contacts (also by participant email) and accounts of activities, conversations and calls updated,
+created or linked since; the deals of stage history and deal_contacts rows changed since; the contacts of
+affected deals; the accounts of affected deals and contacts. Those rows come out exactly as a full run at the
+same as_of would write them (an account reads the stored health of its unaffected deals). Time-based values
+(idle, days in stage, age, the windows) drift daily without any change, and a row that loses its last link (an
+activity moved to another deal, a hard delete), like a value another step changes without touching
+updated_at (a new stage mapping, an internal-meeting reclassification), is not seen: a full run refreshes
+all of these, and the daily scheduled sync does one.
+
+Performance: each source table is scanned once per statement; deals aggregate their touches per (deal,
+contact) and then per deal (distinct contacts without a sort); per-deal measures are materialized once before
+the scoring expressions; window starts are parameters, not per-row interval arithmetic; an incremental run
+filters every scan by the affected ids (`= ANY`, using the (workspace_id, deal_id/account_id/contact_id)
+indexes). work_mem is raised for the step's transaction so the per-deal/per-contact hash aggregates stay in
+memory.
+"""
+from __future__ import annotations
+
+import re
+from datetime import timedelta, timezone
+from decimal import Decimal
+from numbers import Real
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from core.context import DEFAULTS, lookup
+from core.pipeline import PipelineRun, register_step
+from core.stages import OPEN_STAGES, default_probability
+
+_THRESHOLDS = DEFAULTS["goals_and_targets"]["thresholds"]
+_WEIGHTS = DEFAULTS["definitions"]["activity_weights"]
+
+# Rows of this workspace that are not deleted (touches also need a date at or before as_of).
+_LIVE = "workspace_id = %(workspace_id)s AND deleted_at IS NULL"
+_CV_LIVE = "cv.workspace_id = %(workspace_id)s AND cv.deleted_at IS NULL"
+_EXTERNAL = "is_internal IS NOT TRUE"
+
+_DEALS = f"""
+WITH touch AS (  -- every touch of a deal, and (with no date) every contact deal_contacts puts on it
+    SELECT deal_id, contact_id, occurred_at AS at, direction, 'activity' AS kind FROM activities
+     WHERE {_LIVE} AND deal_id IS NOT NULL AND occurred_at <= %(as_of)s /*deals:deal_id*/
+    UNION ALL
+    SELECT deal_id, contact_id, started_at, NULL, 'conversation' FROM conversations
+     WHERE {_LIVE} AND deal_id IS NOT NULL AND {_EXTERNAL} AND started_at <= %(as_of)s /*deals:deal_id*/
+    UNION ALL
+    SELECT deal_id, contact_id, occurred_at, direction, 'call' FROM calls
+     WHERE {_LIVE} AND deal_id IS NOT NULL AND occurred_at <= %(as_of)s /*deals:deal_id*/
+    UNION ALL
+    SELECT deal_id, contact_id, NULL, NULL, NULL FROM deal_contacts
+     WHERE workspace_id = %(workspace_id)s /*deals:deal_id*/
+), by_contact AS (  -- two-level aggregation: distinct contacts per deal without a sort
+    SELECT deal_id, contact_id, max(at) AS last_at, count(at) AS n,
+           count(*) FILTER (WHERE at > %(days_30)s) AS n30,
+           count(*) FILTER (WHERE kind = 'conversation' AND at > %(days_14)s) AS meetings14,
+           count(*) FILTER (WHERE kind = 'activity' AND direction = 'outbound'
+                              AND at > %(days_30)s) AS out30,
+           count(*) FILTER (WHERE (kind = 'conversation' OR direction = 'inbound')
+                              AND at > %(days_30)s) AS back30
+      FROM touch GROUP BY deal_id, contact_id
+), agg AS (
+    SELECT deal_id, max(last_at) AS last_at, sum(n) AS n, sum(n30) AS n30, sum(meetings14) AS meetings14,
+           sum(out30) AS out30, sum(back30) AS back30, count(contact_id) AS contacts
+      FROM by_contact GROUP BY deal_id
+), hist AS (
+    SELECT deal_id, stage_normalized, entered_at,
+           lag(stage_normalized) OVER (PARTITION BY deal_id ORDER BY entered_at, id) AS prev_stage
+      FROM deal_stage_history
+     WHERE {_LIVE} AND deal_id IS NOT NULL AND entered_at <= %(as_of)s /*deals:deal_id*/
+), entered AS (
+    SELECT deal_id, stage_normalized, max(entered_at) AS entered_at FROM hist GROUP BY deal_id, stage_normalized
+), regressed AS (
+    SELECT DISTINCT ON (deal_id) deal_id, prev_stage, stage_normalized, entered_at
+      FROM hist
+     WHERE entered_at > %(days_90)s
+       AND array_position(%(open_stages)s::text[], stage_normalized)
+           < array_position(%(open_stages)s::text[], prev_stage)
+     ORDER BY deal_id, entered_at DESC
+), m AS MATERIALIZED (  -- materialized: each measure is computed once, not in every expression using it
+    SELECT d.id, d.stage_normalized AS stage, d.close_date, d.amount,
+           d.stage_normalized IS NULL OR d.stage_normalized NOT IN ('closed_won', 'closed_lost') AS is_open,
+           g.last_at, floor(date_part('epoch', %(as_of)s - g.last_at) / 86400)::int AS idle,
+           GREATEST(0, floor(date_part('epoch', %(as_of)s
+               - COALESCE(d.stage_entered_at, e.entered_at, d.source_created_at, d.created_at)) / 86400))::int AS dis,
+           GREATEST(0, floor(date_part('epoch', %(as_of)s
+               - COALESCE(d.source_created_at, d.created_at)) / 86400))::int AS age,
+           d.close_date - %(today)s::date AS to_close,
+           COALESCE(d.probability, (%(stage_probability)s::jsonb ->> d.stage_normalized)::numeric) AS p,
+           COALESCE(g.contacts, 0) AS contacts, COALESCE(g.n, 0) AS touches, COALESCE(g.n30, 0) AS touches30,
+           COALESCE(g.meetings14, 0) AS meetings14, COALESCE(g.out30 >= 3 AND g.back30 = 0, false) AS unanswered,
+           r.prev_stage AS regressed_from, r.stage_normalized AS regressed_to, r.entered_at AS regressed_at
+      FROM deals d
+      LEFT JOIN agg g ON g.deal_id = d.id
+      LEFT JOIN entered e ON e.deal_id = d.id AND e.stage_normalized = d.stage_normalized
+      LEFT JOIN regressed r ON r.deal_id = d.id
+     WHERE d.workspace_id = %(workspace_id)s AND d.deleted_at IS NULL /*deals:d.id*/
+), pts AS MATERIALIZED (
+    SELECT m.*,
+           CASE WHEN last_at IS NULL THEN 15 WHEN idle >= %(critical)s THEN 30 WHEN idle >= %(stale)s THEN 20
+                ELSE 0 END AS p_stale,
+           CASE WHEN to_close < 0 THEN 25 WHEN to_close < 7 THEN 10 ELSE 0 END AS p_close,
+           CASE WHEN contacts < %(min_contacts)s THEN 15 ELSE 0 END AS p_thread,
+           CASE WHEN regressed_at IS NOT NULL THEN 10 ELSE 0 END AS p_regress,
+           CASE WHEN age > %(cycle)s THEN 15 ELSE 0 END AS p_cycle,
+           CASE WHEN dis > 0.5 * %(cycle)s THEN 20 WHEN dis > 0.25 * %(cycle)s THEN 10 ELSE 0 END
+               / CASE WHEN idle <= 7 THEN 2 ELSE 1 END AS p_stage,
+           CASE WHEN p < 20 THEN 15 WHEN p < 40 THEN 5 ELSE 0 END AS p_prob,
+           CASE WHEN touches < 3 THEN 10 ELSE 0 END AS p_thin
+      FROM m
+), calc AS (
+    SELECT id, last_at,
+           CASE WHEN is_open THEN dis END AS days_in_stage,
+           CASE WHEN is_open THEN round(
+               12.5 * LEAST(GREATEST(COALESCE(amount, 0), 0) / %(avg_deal)s, 2)
+               + 25 * COALESCE(p, 0) / 100
+               + 10 * LEAST(%(cycle)s::numeric / GREATEST(age, 1), 2)
+               + CASE WHEN dis <= 7 THEN 10 WHEN dis <= 14 THEN 7 WHEN dis <= 30 THEN 4 ELSE 1 END
+               + CASE WHEN to_close BETWEEN 1 AND 30 THEN 20 WHEN to_close BETWEEN 31 AND 60 THEN 12
+                      WHEN to_close <= 0 THEN 2 ELSE 5 END, 2) END AS velocity,
+           CASE WHEN is_open THEN LEAST(100, p_stale + p_close + p_thread + p_regress + p_cycle + p_stage + p_prob
+                                             + p_thin) END AS risk,
+           CASE WHEN is_open THEN to_jsonb(array_remove(ARRAY[
+               CASE p_stale WHEN 15 THEN jsonb_build_object('factor', 'no_activity', 'points', 15,
+                        'detail', 'no activity recorded on this deal')
+                    WHEN 30 THEN jsonb_build_object('factor', 'critically_stale', 'points', 30,
+                        'detail', 'no activity for ' || idle || ' days (critical at ' || %(critical)s || ')')
+                    WHEN 20 THEN jsonb_build_object('factor', 'stale', 'points', 20,
+                        'detail', 'no activity for ' || idle || ' days (stale at ' || %(stale)s || ')') END,
+               CASE p_close WHEN 25 THEN jsonb_build_object('factor', 'past_close_date', 'points', 25,
+                        'detail', 'close date ' || to_char(close_date, 'YYYY-MM-DD') || ' passed '
+                                  || -to_close || ' days ago')
+                    WHEN 10 THEN jsonb_build_object('factor', 'closing_soon', 'points', 10,
+                        'detail', 'closes in ' || to_close || ' days ('
+                                  || to_char(close_date, 'YYYY-MM-DD') || ')') END,
+               CASE WHEN p_thread > 0 THEN jsonb_build_object('factor', 'single_threaded', 'points', p_thread,
+                        'detail', contacts || ' engaged contact(s), fewer than ' || %(min_contacts)s) END,
+               CASE WHEN p_regress > 0 THEN jsonb_build_object('factor', 'stage_regression', 'points', p_regress,
+                        'detail', 'moved back from ' || regressed_from || ' to ' || regressed_to || ' on '
+                                  || to_char(regressed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')) END,
+               CASE WHEN p_cycle > 0 THEN jsonb_build_object('factor', 'long_cycle', 'points', p_cycle,
+                        'detail', 'open ' || age || ' days; the sales cycle is ' || %(cycle)s || ' days') END,
+               CASE WHEN p_stage > 0 THEN jsonb_build_object('factor', 'long_in_stage', 'points', p_stage,
+                        'detail', dis || ' days in ' || COALESCE(stage, 'its stage') || ', over '
+                                  || CASE WHEN dis > 0.5 * %(cycle)s THEN '50' ELSE '25' END
+                                  || '%% of the ' || %(cycle)s || '-day cycle'
+                                  || CASE WHEN idle <= 7 THEN ' (halved: active ' || idle || ' days ago)' ELSE '' END)
+                    END,
+               CASE WHEN p_prob > 0 THEN jsonb_build_object('factor', 'low_probability', 'points', p_prob,
+                        'detail', 'probability ' || trim_scale(p) || '%% (below '
+                                  || CASE WHEN p < 20 THEN '20' ELSE '40' END || '%%)') END,
+               CASE WHEN p_thin > 0 THEN jsonb_build_object('factor', 'thin_activity', 'points', p_thin,
+                        'detail', touches || ' activities in total, fewer than 3') END
+           ]::jsonb[], NULL)) ELSE '[]'::jsonb END AS factors,
+           CASE WHEN is_open THEN GREATEST(0, LEAST(100,
+               100 - LEAST(100, p_stale + p_close + p_thread + p_regress + p_cycle + p_stage + p_prob + p_thin)
+               + CASE WHEN meetings14 > 0 THEN 10 ELSE 0 END + CASE WHEN touches30 >= 3 THEN 5 ELSE 0 END
+               - CASE WHEN unanswered THEN 10 ELSE 0 END)) END AS health
+      FROM pts
+)
+UPDATE deals d
+   SET last_activity_at = c.last_at, days_in_stage = c.days_in_stage, velocity_score = c.velocity,
+       deal_risk = c.risk, deal_risk_factors = c.factors, health_score = c.health
+  FROM calc c
+ WHERE d.workspace_id = %(workspace_id)s AND d.id = c.id
+   AND (d.last_activity_at, d.days_in_stage, d.velocity_score, d.deal_risk, d.deal_risk_factors, d.health_score)
+       IS DISTINCT FROM (c.last_at, c.days_in_stage, c.velocity, c.risk, c.factors, c.health)
+"""
+
+_PARTICIPANTS = """
+    CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(cv.participants) WHEN 'array'
+                                            THEN cv.participants ELSE '[]'::jsonb END) AS pa(v)
+    JOIN contacts ct ON ct.workspace_id = %(workspace_id)s AND lower(ct.email) = lower(pa.v ->> 'email')
+                    AND ct.deleted_at IS NULL
+"""
+
+_CONTACTS = f"""
+WITH conv_people AS (  -- (contact, conversation) once, whether linked by contact_id or by a participant's email
+    SELECT cv.contact_id, cv.id, cv.started_at FROM conversations cv
+     WHERE {_CV_LIVE} AND cv.contact_id IS NOT NULL AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s
+           /*contacts:cv.contact_id*/
+    UNION
+    SELECT ct.id, cv.id, cv.started_at FROM conversations cv {_PARTICIPANTS}
+     WHERE {_CV_LIVE} AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s
+       AND pa.v ->> 'affiliation' IS DISTINCT FROM 'internal' /*contacts:ct.id*/
+), touch AS (  -- every touch, by kind: the activity type, call (calls rows) or meeting (conversations)
+    SELECT contact_id, lower(activity_type) AS kind, occurred_at AS at FROM activities
+     WHERE {_LIVE} AND contact_id IS NOT NULL AND occurred_at <= %(as_of)s /*contacts:contact_id*/
+    UNION ALL
+    SELECT contact_id, 'call', occurred_at FROM calls
+     WHERE {_LIVE} AND contact_id IS NOT NULL AND occurred_at <= %(as_of)s /*contacts:contact_id*/
+    UNION ALL
+    SELECT contact_id, 'meeting', started_at FROM conv_people
+), agg AS (
+    SELECT contact_id, max(at) AS last_at,
+           sum(CASE kind WHEN 'email' THEN %(w_email)s WHEN 'call' THEN %(w_call)s WHEN 'meeting' THEN %(w_meeting)s
+                         ELSE COALESCE((%(weights)s::jsonb ->> kind)::float8, %(w_other)s) END)
+               FILTER (WHERE at > %(days_90)s) AS volume,
+           bit_count(bit_or(CASE kind WHEN 'email' THEN 1 WHEN 'call' THEN 2 WHEN 'meeting' THEN 4 ELSE 0 END::bit(3))
+               FILTER (WHERE at > %(days_90)s)) AS channels
+      FROM touch GROUP BY contact_id
+), on_open AS (
+    SELECT DISTINCT dc.contact_id FROM deal_contacts dc
+      JOIN deals d ON d.workspace_id = dc.workspace_id AND d.id = dc.deal_id AND d.deleted_at IS NULL
+     WHERE dc.workspace_id = %(workspace_id)s
+       AND (d.stage_normalized IS NULL OR d.stage_normalized NOT IN ('closed_won', 'closed_lost'))
+           /*contacts:dc.contact_id*/
+), held AS (  -- contacts holding values: one that lost every touch is reset to NULL
+    SELECT id FROM contacts
+     WHERE workspace_id = %(workspace_id)s AND (engagement_score IS NOT NULL OR last_activity_at IS NOT NULL)
+           /*contacts:id*/
+), calc AS (
+    SELECT COALESCE(g.contact_id, o.contact_id, h.id) AS id, g.last_at,
+           CASE WHEN g.last_at IS NOT NULL OR o.contact_id IS NOT NULL THEN round(
+               CASE WHEN g.last_at > %(days_7)s THEN 30
+                    WHEN g.last_at > %(days_14)s THEN 20
+                    WHEN g.last_at > %(days_30)s THEN 10 ELSE 0 END
+               + LEAST(40, COALESCE(g.volume, 0))::numeric + 5 * COALESCE(g.channels, 0)
+               + CASE WHEN o.contact_id IS NOT NULL THEN 15 ELSE 0 END, 2) END AS score
+      FROM agg g
+      FULL JOIN on_open o ON o.contact_id = g.contact_id
+      FULL JOIN held h ON h.id = COALESCE(g.contact_id, o.contact_id)
+)
+UPDATE contacts c SET last_activity_at = calc.last_at, engagement_score = calc.score
+  FROM calc
+ WHERE c.workspace_id = %(workspace_id)s AND c.id = calc.id AND c.deleted_at IS NULL
+   AND (c.last_activity_at, c.engagement_score) IS DISTINCT FROM (calc.last_at, calc.score)
+"""
+
+_ACCOUNTS = f"""
+WITH own AS (
+    SELECT account_id, max(at) AS last_at FROM (
+        SELECT account_id, occurred_at AS at FROM activities
+         WHERE {_LIVE} AND account_id IS NOT NULL AND occurred_at <= %(as_of)s /*accounts:account_id*/
+        UNION ALL
+        SELECT account_id, started_at FROM conversations
+         WHERE {_LIVE} AND account_id IS NOT NULL AND {_EXTERNAL} AND started_at <= %(as_of)s
+               /*accounts:account_id*/
+        UNION ALL
+        SELECT account_id, occurred_at FROM calls
+         WHERE {_LIVE} AND account_id IS NOT NULL AND occurred_at <= %(as_of)s /*accounts:account_id*/
+    ) t GROUP BY account_id
+), ct AS (
+    SELECT account_id, max(last_activity_at) AS last_at,
+           count(*) FILTER (WHERE last_activity_at > %(days_90)s) AS engaged
+      FROM contacts
+     WHERE {_LIVE} AND account_id IS NOT NULL AND last_activity_at IS NOT NULL /*accounts:account_id*/
+     GROUP BY account_id
+), dl AS (
+    SELECT account_id, max(last_activity_at) AS last_at,
+           avg(health_score) FILTER (WHERE stage_normalized IS NULL
+                                        OR stage_normalized NOT IN ('closed_won', 'closed_lost')) AS open_health,
+           count(*) FILTER (WHERE stage_normalized = 'closed_won') AS won,
+           count(*) FILTER (WHERE stage_normalized = 'closed_lost') AS lost
+      FROM deals
+     WHERE {_LIVE} AND account_id IS NOT NULL /*accounts:account_id*/
+     GROUP BY account_id
+), m AS (
+    SELECT a.id, own.account_id IS NOT NULL OR ct.account_id IS NOT NULL OR dl.account_id IS NOT NULL AS known,
+           GREATEST(own.last_at, ct.last_at, dl.last_at) AS last_at,
+           floor(date_part('epoch', %(as_of)s - GREATEST(own.last_at, ct.last_at, dl.last_at)) / 86400)::int AS idle,
+           dl.open_health, COALESCE(dl.won, 0) AS won, COALESCE(dl.lost, 0) AS lost, COALESCE(ct.engaged, 0) AS engaged
+      FROM accounts a
+      LEFT JOIN own ON own.account_id = a.id
+      LEFT JOIN ct ON ct.account_id = a.id
+      LEFT JOIN dl ON dl.account_id = a.id
+     WHERE a.workspace_id = %(workspace_id)s AND a.deleted_at IS NULL /*accounts:a.id*/
+), calc AS (
+    SELECT id, last_at,
+           CASE WHEN known THEN round(
+               CASE WHEN idle < 7 THEN 30 WHEN idle < 14 THEN 20 WHEN idle < 30 THEN 10 ELSE 0 END
+               + COALESCE(0.3 * open_health, 15)
+               + CASE WHEN won > 0 THEN 20 WHEN lost = 0 THEN 10 ELSE 0 END
+               + CASE WHEN engaged >= 3 THEN 20 WHEN engaged = 2 THEN 15 WHEN engaged = 1 THEN 10 ELSE 0 END, 2)
+           END AS score
+      FROM m
+)
+UPDATE accounts a SET last_activity_at = calc.last_at, health_score = calc.score
+  FROM calc
+ WHERE a.workspace_id = %(workspace_id)s AND a.id = calc.id
+   AND (a.last_activity_at, a.health_score) IS DISTINCT FROM (calc.last_at, calc.score)
+"""
+
+def _changed(*also: str) -> str:
+    """This workspace's rows created or updated (or `also`: linked) since the previous run."""
+    return "workspace_id = %(workspace_id)s AND (" + " OR ".join(
+        f"{col} > %(since)s" for col in ("updated_at", "created_at", *also)) + ")"
+
+
+# What an incremental run must recompute (see the module docstring); each source table is scanned once.
+_AFFECTED = f"""
+WITH act AS MATERIALIZED (
+    SELECT deal_id, contact_id, account_id FROM activities WHERE {_changed('linked_at')}
+), conv AS MATERIALIZED (
+    SELECT id, deal_id, contact_id, account_id, participants FROM conversations cv
+     WHERE {_changed('linked_at')}
+), cl AS MATERIALIZED (
+    SELECT deal_id, contact_id, account_id FROM calls WHERE {_changed()}
+), d AS (
+    SELECT id FROM deals WHERE {_changed()}
+    UNION SELECT deal_id FROM act UNION SELECT deal_id FROM conv UNION SELECT deal_id FROM cl
+    UNION SELECT deal_id FROM deal_stage_history WHERE {_changed()}
+    UNION SELECT deal_id FROM deal_contacts WHERE {_changed()}
+), c AS (
+    SELECT id FROM contacts WHERE {_changed()}
+    UNION SELECT contact_id FROM act UNION SELECT contact_id FROM conv UNION SELECT contact_id FROM cl
+    UNION SELECT ct.id FROM conv cv {_PARTICIPANTS}
+    UNION SELECT contact_id FROM deal_contacts
+           WHERE workspace_id = %(workspace_id)s
+             AND (updated_at > %(since)s OR created_at > %(since)s OR deal_id IN (SELECT id FROM d))
+), a AS (
+    SELECT id FROM accounts WHERE {_changed()}
+    UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
+    UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id IN (SELECT id FROM d)
+    UNION SELECT account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND id IN (SELECT id FROM c)
+)
+SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS deals,
+       ARRAY(SELECT id FROM c WHERE id IS NOT NULL) AS contacts,
+       ARRAY(SELECT id FROM a WHERE id IS NOT NULL) AS accounts
+"""
+
+_SCOPE = re.compile(r"/\*(deals|contacts|accounts):([\w.]+)\*/")
+
+
+def _scoped(statement: str, incremental: bool) -> str:
+    """Turn the /*entity:column*/ markers into `AND column = ANY(the affected ids)` for an incremental run."""
+    if not incremental:
+        return statement
+    return _SCOPE.sub(lambda m: f"AND {m.group(2)} = ANY(%({m.group(1)})s::uuid[])", statement)
+
+
+def _number(value: Any, default: int) -> Decimal:
+    """A positive number from the context layer, else the default (booleans and text are not numbers); Decimal,
+    so the SQL stays in numeric (round(…, 2) has no float8 form) and prints 14, not 14.0, in factor details."""
+    if isinstance(value, Real) and not isinstance(value, bool) and value > 0:
+        return Decimal(str(value)).normalize() if not isinstance(value, int) else Decimal(value)
+    return Decimal(default)
+
+
+def _weight(value: Any, default: int) -> Decimal:
+    """An activity weight: a positive number or 0 (the type does not count), else the default."""
+    return Decimal(0) if value == 0 and not isinstance(value, bool) else _number(value, default)
+
+
+def knobs(context: dict[str, Any]) -> dict[str, Any]:
+    """The named parameters the formulas read, from the context layer with core.context defaults."""
+    thresholds = "goals_and_targets.thresholds."
+    stale = _number(lookup(context, thresholds + "stale_deal_days"), _THRESHOLDS["stale_deal_days"])
+    critical = _number(lookup(context, thresholds + "critical_stale_days"), _THRESHOLDS["critical_stale_days"])
+    weights = lookup(context, "definitions.activity_weights", {})
+    if not isinstance(weights, dict):
+        weights = {}
+    weights = {**_WEIGHTS, **{str(k).lower(): v for k, v in weights.items()}}
+    weights = {k: _weight(v, _WEIGHTS.get(k, 1)) for k, v in weights.items()}
+    return {
+        "stale": stale,
+        "critical": max(critical, stale),
+        "min_contacts": _number(lookup(context, thresholds + "min_contacts_per_deal"),
+                                _THRESHOLDS["min_contacts_per_deal"]),
+        "cycle": _number(lookup(context, "business_model.sales_cycle_days"),
+                         DEFAULTS["business_model"]["sales_cycle_days"]),
+        "avg_deal": _number(lookup(context, "business_model.acv_range.avg"),
+                            DEFAULTS["business_model"]["acv_range"]["avg"]),
+        "weights": Jsonb({k: float(v) for k, v in weights.items()}),
+        **{f"w_{kind}": float(weights.get(kind, 1)) for kind in ("email", "call", "meeting", "other")},
+        "open_stages": list(OPEN_STAGES),
+        "stage_probability": Jsonb({s: default_probability(s) for s in OPEN_STAGES}),
+    }
+
+
+def parameters(run: PipelineRun) -> dict[str, Any]:
+    """Every named parameter of the statements: the run's, the knobs, and as_of's UTC date and window starts
+    (N × 24 h before as_of, computed once here rather than per row in SQL)."""
+    as_of = run.as_of.astimezone(timezone.utc)
+    return {**run.params, **knobs(run.context), "today": as_of.date(),
+            **{f"days_{n}": as_of - timedelta(days=n) for n in (7, 14, 30, 90)}}
+
+
+@register_step("computed_fields", order=60)
+def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
+    params = parameters(run)
+    incremental = run.since is not None
+    if incremental:
+        affected = conn.cursor(row_factory=dict_row).execute(_AFFECTED, params).fetchone()
+        if not any(affected.values()):
+            return {}
+        params.update(affected)
+    conn.execute("SET LOCAL work_mem = '64MB'")  # the per-deal/contact aggregates hash in memory, not on disk
+    changed = {}
+    for table, statement in (("deals", _DEALS), ("contacts", _CONTACTS), ("accounts", _ACCOUNTS)):
+        if incremental and not params[table]:
+            continue
+        changed[table] = conn.execute(_scoped(statement, incremental), params).rowcount
+    return {k: v for k, v in changed.items() if v}
