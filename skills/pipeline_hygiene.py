@@ -102,17 +102,20 @@ WITH hist AS (
     SELECT 'flagged', o.*, days_quiet FROM o
      WHERE days_quiet >= %(stale)s OR past_close OR no_amount OR no_close_date OR no_owner OR no_next_step
         OR regressed_to IS NOT NULL
+), ranked AS (  -- rank once per finding, so only the top rows are ever turned into JSON
+    SELECT f.*, row_number() OVER (PARTITION BY finding ORDER BY amount DESC NULLS LAST, measure DESC, id) AS rn
+      FROM f
 )
 SELECT finding, count(*) AS deals, COALESCE(sum(amount), 0) AS amount,
-       (array_agg(id::text ORDER BY amount DESC NULLS LAST, measure DESC, id))[1:%(evidence_cap)s] AS ids,
-       (array_agg(COALESCE(name, '') ORDER BY amount DESC NULLS LAST, measure DESC, id))[1:%(evidence_cap)s] AS names,
-       (array_agg(jsonb_build_object(
+       COALESCE(array_agg(id::text ORDER BY rn) FILTER (WHERE rn <= %(evidence_cap)s), '{{}}') AS ids,
+       COALESCE(array_agg(COALESCE(name, '') ORDER BY rn) FILTER (WHERE rn <= %(evidence_cap)s), '{{}}') AS names,
+       COALESCE(array_agg(jsonb_build_object(
             'id', id::text, 'name', name, 'amount', amount, 'stage', stage, 'owner', owner, 'account', account,
             'close_date', close_date, 'days_quiet', days_quiet, 'never_active', never_active,
             'days_past_close', CASE WHEN past_close THEN %(today)s - close_date END,
             'regressed_from', regressed_from, 'regressed_to', regressed_to, 'regressed_on', regressed_on)
-        ORDER BY amount DESC NULLS LAST, measure DESC, id))[1:%(top)s] AS top
-  FROM f
+        ORDER BY rn) FILTER (WHERE rn <= %(top)s), '{{}}') AS top
+  FROM ranked
  GROUP BY finding
 """
 
