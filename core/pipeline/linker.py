@@ -1,0 +1,349 @@
+"""Cross-entity linker: fill contact_id / account_id / deal_id of conversations and activities.
+
+Post-sync step `linker` (order 30, after the internal filter, so internal meetings are never linked). Per table,
+one set-based UPDATE computes every tier for every row at once and writes only rows whose links change.
+
+Tiers (rank in brackets; `link_details` records per field which method set it, e.g.
+{"contact": "email_match", "account": "crm_native", "deal": "deal_inference"}):
+- email_match [2]: participant emails (case-insensitive) against `contacts.email`, EXTERNAL participants only
+  (domain not internal, affiliation not internal; a gmail prospect counts). Sets the contact and that
+  contact's account. Several matches: prefer a contact at the account the CRM or the row already names, then
+  one that has an account, then the account most matches share, then the lowest email (then id). A contact
+  matched earlier keeps supplying the account when its account appears later (association inference).
+- crm_native [3]: CRM ids the source attached: Gong `context[].objects[]` and per-party `context`
+  (objectType Account/Company, Opportunity/Deal, Contact/Lead), `source_data.crm_context`
+  {account,deal,contact}_source_id (the demo data), HubSpot `associations` ({companyIds,dealIds,contactIds}
+  or {companies,deals,contacts}.results[].id), Salesforce AccountId/WhoId/WhatId (WhatId tried as account
+  and as deal), and on activities their own *_source_id columns — the ids resolve_references already set
+  from those are recorded as crm_native. An id matches `source_id` of accounts/deals/contacts in the row's
+  own source first, else in any source of the workspace; only a unique match counts (two Opportunity objects
+  on one call: no deal). The account is the CRM's account, else the CRM deal's, else the CRM contact's, so
+  the three stay consistent.
+- deal_inference [1]: a row with an account and no deal gets the account's only OPEN deal (stage_normalized
+  not closed_won/closed_lost; NULL is open) among those alive at the row's date (created — source_created_at,
+  else created_at — on or before started_at/occurred_at). An open deal created after the call does not count.
+- manual [4]: rows with link_method 'manual' are never touched.
+
+Precedence: a method may set a field that is empty or was set by a LOWER-ranked method, never one set by an
+equal or higher one (a field whose value is exactly what the CRM says is recorded as crm_native whatever
+set it: resolve_references rewrites ids without looking at link_method). Later tiers fill what earlier ones
+left empty, so an email-matched call still gets its CRM deal (the original's quirk is gone). Links are
+sticky: the linker never withdraws a link because the data stopped supporting it (a contact changed email,
+an inferred deal closed: the meeting still happened with them) — except that an inferred deal belongs to the
+account it was inferred from, so when a higher tier changes the account the inferred deal is dropped and
+inferred again. Ids present without a `link_details` entry came from earlier steps (resolve_references;
+associations' imported deal names, recorded as 'deal_name', rank 3). `link_method` = the deal's method, else
+the account's, else the contact's; `linked_at` = when the ids last changed. Soft-deleted targets are never
+linked to; deleted rows are not linked.
+
+Incremental (run.since set): rows changed since, plus the rows changes elsewhere can affect — rows without a
+contact whose participant emails match a contact changed since, rows whose CRM ids match an account/deal/
+contact changed since, rows whose account can come from their CRM deal/contact (the pipeline sets those
+accounts without moving updated_at), and every row with an account and no deal (deal stages move without
+updated_at too). CRM ids are still read from every row whose links are not all at crm rank (nothing indexes
+JSON paths); only the joins shrink. A change of the internal domains or of these rules (`pipeline_state`)
+makes the run full. Import rollbacks (hard deletes) already run the pipeline in full.
+
+Performance: participant emails and CRM ids (elements of JSON arrays, which the planner cannot count) are
+first collected into ANALYZEd temp tables, so the joins to 1M contacts / 100k deals are planned on real
+numbers; the step raises work_mem for its own transaction only. The final UPDATE joins back by ctid.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from core.pipeline import register_step
+from core.pipeline.domains import internal_domains, last_used, remember
+from core.pipeline.internal import RULES_VERSION as FILTER_RULES
+
+# Bump when the linking rules change, so the next incremental run relinks everything.
+RULES_VERSION = 1
+
+RANKS = {"manual": 4, "crm_native": 3, "deal_name": 3, "email_match": 2, "deal_inference": 1}
+
+
+def _rank(expr: str) -> str:
+    whens = " ".join(f"WHEN '{m}' THEN {r}" for m, r in RANKS.items())
+    return f"(CASE {expr} {whens} ELSE 0 END)"
+
+
+# Per table: the row's date, extra row filter, where a deal of unknown origin came from, its own CRM references
+# and which rows can have single CRM ids at all.
+_TABLES = {
+    "conversations": {
+        "at": "started_at",
+        "filter": "AND r.is_internal IS NOT TRUE",
+        "deal_origin": "'crm_native'",
+        "own_refs": "",
+        "has_single": "r.source_data ?| ARRAY['crm_context', 'AccountId', 'WhoId', 'WhatId']",
+    },
+    "activities": {
+        "at": "occurred_at",
+        "filter": "",
+        "deal_origin": "CASE WHEN r.link_method = 'deal_name' OR r.custom_fields ? 'deal_name' "
+                       "THEN 'deal_name' ELSE 'crm_native' END",
+        "own_refs": "|| ARRAY['account:' || r.account_source_id, 'contact:' || r.contact_source_id, 'deal:' || r.deal_source_id]",
+        "has_single": "true",
+    },
+}
+
+# The method currently behind each field (NULL when empty); see the docstring for ids of unknown origin.
+_MC = "CASE WHEN r.contact_id IS NOT NULL THEN COALESCE(r.link_details->>'contact', 'crm_native') END"
+_MA = "CASE WHEN r.account_id IS NOT NULL THEN COALESCE(r.link_details->>'account', 'crm_native') END"
+_MD = "CASE WHEN r.deal_id IS NOT NULL THEN COALESCE(r.link_details->>'deal', {deal_origin}) END"
+
+_ROWS = """r.workspace_id = %(workspace_id)s AND r.deleted_at IS NULL
+       AND r.link_method IS DISTINCT FROM 'manual' {filter}"""
+_TOUCHED = "(%(full)s OR r.updated_at > %(since)s)"
+_CHANGED_SINCE = "workspace_id = %(workspace_id)s AND NOT %(full)s AND updated_at > %(since)s"
+
+# The two intermediate sets whose size the planner cannot guess (elements of JSON arrays) go to temp tables
+# that are ANALYZEd, so the joins after them are planned on real numbers.
+
+# External participant emails of rows without a contact. Incrementally, only of rows changed since or emails
+# of contacts changed since: an unchanged row found no contact among unchanged contacts last time.
+_EMAILS = """
+CREATE TEMP TABLE {emails} ON COMMIT DROP AS
+WITH changed_emails AS (
+    SELECT DISTINCT lower(email) AS email FROM contacts WHERE {changed_since} AND email IS NOT NULL
+)
+SELECT DISTINCT id, email FROM (
+    SELECT id, touched, lower(btrim(p->>'email')) AS email, lower(p->>'affiliation') AS affiliation
+      FROM (SELECT r.id, {touched} AS touched,
+                   r.participants -> generate_series(0, jsonb_array_length(r.participants) - 1) AS p
+              FROM {table} r
+             WHERE {rows} AND r.contact_id IS NULL AND jsonb_typeof(r.participants) = 'array') AS x
+) AS e
+WHERE email LIKE '%%_@_%%' AND affiliation IS DISTINCT FROM 'internal'
+  AND split_part(email, '@', 2) <> ALL(%(internal_domains)s::text[])
+  AND (touched OR email IN (SELECT email FROM changed_emails))
+"""
+
+# CRM ids of rows whose links are not all final at crm rank, as (kind, sid). Cheap top-level key checks gate
+# every JSON path, so rows without such data cost almost nothing. Incrementally, only rows changed since, rows
+# pointing at an account/deal/contact changed since, and rows whose account could come from their CRM deal or
+# contact (whose own account the pipeline may have set without moving updated_at).
+_REFS = """
+CREATE TEMP TABLE {refs} ON COMMIT DROP AS
+WITH refs AS (
+    -- Single ids (crm_context, Salesforce fields, the row's own *_source_id) as 'kind:id', absent ones dropped.
+    SELECT id, source, touched, derivable, split_part(ref, ':', 1) AS kind, substr(ref, strpos(ref, ':') + 1) AS sid
+      FROM (SELECT r.id, r.source, {touched} AS touched, {derivable} AS derivable,
+                   unnest(array_remove(
+                       CASE WHEN r.source_data ?| ARRAY['crm_context', 'AccountId', 'WhoId', 'WhatId'] THEN ARRAY[
+                           'account:' || (r.source_data #>> '{{crm_context,account_source_id}}'),
+                           'deal:' || (r.source_data #>> '{{crm_context,deal_source_id}}'),
+                           'contact:' || (r.source_data #>> '{{crm_context,contact_source_id}}'),
+                           'account:' || (r.source_data->>'AccountId'), 'contact:' || (r.source_data->>'WhoId'),
+                           'account:' || (r.source_data->>'WhatId'), 'deal:' || (r.source_data->>'WhatId')] END
+                       {own_refs}, NULL)) AS ref
+              FROM {table} r
+             WHERE {rows} AND {not_final} AND ({has_single})) AS x
+    UNION ALL
+    -- Lists of ids (Gong context objects, HubSpot associations), only for rows that have such keys.
+    SELECT id, source, touched, derivable, g->>'t', jsonb_array_elements_text(g->'ids')
+      FROM (SELECT r.id, r.source, {touched} AS touched, {derivable} AS derivable,
+                   jsonb_array_elements(
+                       CASE WHEN r.source_data ? 'context' THEN jsonb_build_array(
+                           jsonb_build_object('t', 'account', 'ids', jsonb_path_query_array(r.source_data,
+                               'lax $.context[*].objects[*] ? (@.objectType == "Account" || @.objectType == "Company").objectId')),
+                           jsonb_build_object('t', 'deal', 'ids', jsonb_path_query_array(r.source_data,
+                               'lax $.context[*].objects[*] ? (@.objectType == "Opportunity" || @.objectType == "Deal").objectId')),
+                           jsonb_build_object('t', 'contact', 'ids', jsonb_path_query_array(r.source_data,
+                               'lax $.context[*].objects[*] ? (@.objectType == "Contact" || @.objectType == "Lead").objectId')
+                               || jsonb_path_query_array(r.source_data,
+                               'lax $.parties[*].context[*].objects[*] ? (@.objectType == "Contact" || @.objectType == "Lead").objectId')))
+                       ELSE '[]' END
+                    || CASE WHEN r.source_data ? 'associations' THEN jsonb_build_array(
+                           jsonb_build_object('t', 'account', 'ids',
+                               jsonb_path_query_array(r.source_data, 'lax $.associations.companyIds[*]')
+                               || jsonb_path_query_array(r.source_data, 'lax $.associations.companies.results[*].id')),
+                           jsonb_build_object('t', 'deal', 'ids',
+                               jsonb_path_query_array(r.source_data, 'lax $.associations.dealIds[*]')
+                               || jsonb_path_query_array(r.source_data, 'lax $.associations.deals.results[*].id')),
+                           jsonb_build_object('t', 'contact', 'ids',
+                               jsonb_path_query_array(r.source_data, 'lax $.associations.contactIds[*]')
+                               || jsonb_path_query_array(r.source_data, 'lax $.associations.contacts.results[*].id')))
+                       ELSE '[]' END) AS g
+              FROM {table} r
+             WHERE {rows} AND {not_final} AND r.source_data ?| ARRAY['context', 'associations']) AS x
+), changed_targets AS (
+    SELECT source_id FROM accounts WHERE {changed_since}
+    UNION SELECT source_id FROM deals WHERE {changed_since}
+    UNION SELECT source_id FROM contacts WHERE {changed_since}
+)
+SELECT DISTINCT id, source, kind, sid FROM refs
+ WHERE sid <> '' AND (%(full)s OR id IN (SELECT id FROM refs
+                                          WHERE touched OR derivable OR sid IN (SELECT source_id FROM changed_targets)))
+"""
+
+_LINK = """
+WITH base AS MATERIALIZED (
+    SELECT r.id, r.ctid AS rid, r.{at} AS at, r.contact_id, r.account_id, r.deal_id, r.link_details, r.link_method,
+           {mc} AS mc, {ma} AS ma, {md} AS md
+      FROM {table} r
+     WHERE {rows}
+), matches AS (
+    SELECT e.id, c.id AS contact_id, c.account_id, e.email
+      FROM {emails} e
+      JOIN contacts c ON c.workspace_id = %(workspace_id)s AND lower(c.email) = e.email AND c.deleted_at IS NULL
+), crm_row AS (
+    -- Per row and kind, one target: among the row's own source if it has any there, else among all sources;
+    -- two or more candidates are ambiguous and give none. ({refs} has one row per row, kind and id.)
+    SELECT f.id, {pick_contact} AS contact_id, {pick_account} AS account_id, {pick_deal} AS deal_id,
+           {pick_deal_account} AS deal_account, {pick_contact_account} AS contact_account
+      FROM {refs} f
+      LEFT JOIN accounts a ON f.kind = 'account' AND a.workspace_id = %(workspace_id)s AND a.source_id = f.sid
+                          AND a.deleted_at IS NULL
+      LEFT JOIN deals d ON f.kind = 'deal' AND d.workspace_id = %(workspace_id)s AND d.source_id = f.sid
+                       AND d.deleted_at IS NULL
+      -- Contacts are many and CRM contact ids few or absent: only contacts some row names, and no scan at all
+      -- when none does (OFFSET 0 keeps the EXISTS a one-time check on this subquery).
+      LEFT JOIN (SELECT c.id, c.source, c.source_id, c.account_id FROM contacts c
+                  WHERE c.workspace_id = %(workspace_id)s AND c.deleted_at IS NULL
+                    AND EXISTS (SELECT 1 FROM {refs} WHERE kind = 'contact')
+                    AND c.source_id IN (SELECT sid FROM {refs} WHERE kind = 'contact') OFFSET 0) AS c
+             ON f.kind = 'contact' AND c.source_id = f.sid
+     GROUP BY f.id
+), email_pick AS (
+    -- Prefer a contact at the account the CRM or the row already names, then one with an account, then the
+    -- account most matches share, then the lowest email.
+    SELECT DISTINCT ON (m.id) m.id, m.contact_id, m.account_id
+      FROM (SELECT m.*, count(*) OVER (PARTITION BY m.id, m.account_id) AS votes FROM matches m) AS m
+      JOIN base b ON b.id = m.id
+      LEFT JOIN crm_row x ON x.id = m.id
+     ORDER BY m.id, (m.account_id = COALESCE(x.account_id, x.deal_account, b.account_id)) IS TRUE DESC,
+              (m.account_id IS NOT NULL) DESC, m.votes DESC, m.email COLLATE "C", m.contact_id
+), sticky AS (
+    -- A contact matched earlier whose account arrived later (e.g. linked by association inference).
+    SELECT b.id, c.account_id
+      FROM base b
+      JOIN contacts c ON c.workspace_id = %(workspace_id)s AND c.id = b.contact_id
+     WHERE b.mc = 'email_match' AND b.account_id IS NULL AND c.account_id IS NOT NULL
+), linked AS MATERIALIZED (
+    -- Contact, then account: a method replaces a field only when it outranks the method behind it. A field
+    -- whose value is what the CRM says is recorded as crm_native whatever set it (resolve_references rewrites
+    -- ids without looking at link_method).
+    SELECT b.id, b.rid, b.at, b.contact_id, b.account_id, b.deal_id, b.link_details, b.link_method, b.md,
+           y.new_contact, x.new_mc, z.new_account, y.new_ma, w.crm_deal,
+           b.md = 'deal_inference' AND z.new_account IS DISTINCT FROM b.account_id AS drop_inferred
+      FROM base b
+      LEFT JOIN crm_row c ON c.id = b.id
+      LEFT JOIN email_pick ep ON ep.id = b.id
+      LEFT JOIN sticky st ON st.id = b.id
+     CROSS JOIN LATERAL (SELECT {rank_b_mc} AS rmc, {rank_b_ma} AS rma, c.contact_id AS crm_contact, c.deal_id AS crm_deal,
+                                COALESCE(c.account_id, c.deal_account, c.contact_account) AS crm_account,
+                                COALESCE(ep.account_id, st.account_id) AS email_account) AS w
+     CROSS JOIN LATERAL (SELECT CASE WHEN w.crm_contact IS NOT NULL AND (w.rmc < 3 OR w.crm_contact = b.contact_id)
+                                     THEN 'crm_native'
+                                     WHEN ep.contact_id IS NOT NULL AND w.rmc < 2 THEN 'email_match'
+                                     ELSE b.mc END AS new_mc) AS x
+     CROSS JOIN LATERAL (SELECT CASE x.new_mc WHEN b.mc THEN b.contact_id WHEN 'crm_native' THEN w.crm_contact
+                                     ELSE ep.contact_id END AS new_contact,
+                                CASE WHEN w.crm_account IS NOT NULL AND (w.rma < 3 OR w.crm_account = b.account_id)
+                                     THEN 'crm_native'
+                                     WHEN x.new_mc = 'email_match' AND w.email_account IS NOT NULL AND w.rma < 2
+                                     THEN 'email_match' ELSE b.ma END AS new_ma) AS y
+     CROSS JOIN LATERAL (SELECT CASE y.new_ma WHEN b.ma THEN b.account_id WHEN 'crm_native' THEN w.crm_account
+                                     ELSE w.email_account END AS new_account) AS z
+), first_open_deals AS (
+    -- Per account, its earliest open deal and when the second one appeared: a row dated in between has
+    -- exactly one open deal alive.
+    SELECT account_id, min(id::text COLLATE "C") FILTER (WHERE n = 1)::uuid AS deal_id,
+           min(born) FILTER (WHERE n = 1) AS born, min(born) FILTER (WHERE n = 2) AS next_born
+      FROM (SELECT account_id, id, COALESCE(source_created_at, created_at) AS born,
+                   row_number() OVER (PARTITION BY account_id ORDER BY COALESCE(source_created_at, created_at), id) AS n
+              FROM deals
+             WHERE workspace_id = %(workspace_id)s AND deleted_at IS NULL AND account_id IS NOT NULL
+               AND (stage_normalized IS NULL OR stage_normalized NOT IN ('closed_won', 'closed_lost'))) AS o
+     WHERE n <= 2
+     GROUP BY account_id
+), decided AS (
+    SELECT l.*, d.new_deal, d.new_md,
+           jsonb_strip_nulls(jsonb_build_object('contact', l.new_mc, 'account', l.new_ma, 'deal', d.new_md)) AS details,
+           COALESCE(d.new_md, l.new_ma, l.new_mc) AS method
+      FROM linked l
+      LEFT JOIN first_open_deals f ON f.account_id = l.new_account AND l.crm_deal IS NULL
+                                  AND (l.deal_id IS NULL OR l.drop_inferred)
+                                  AND f.born <= l.at AND (f.next_born IS NULL OR f.next_born > l.at)
+     CROSS JOIN LATERAL (SELECT CASE WHEN l.drop_inferred THEN NULL ELSE l.deal_id END AS keep_deal,
+                                CASE WHEN l.drop_inferred THEN NULL ELSE l.md END AS keep_md) AS k
+     CROSS JOIN LATERAL (SELECT CASE WHEN l.crm_deal IS NOT NULL AND ({rank_k_md} < 3 OR l.crm_deal = k.keep_deal)
+                                     THEN l.crm_deal
+                                     WHEN k.keep_deal IS NOT NULL THEN k.keep_deal ELSE f.deal_id END AS new_deal,
+                                CASE WHEN l.crm_deal IS NOT NULL AND ({rank_k_md} < 3 OR l.crm_deal = k.keep_deal)
+                                     THEN 'crm_native'
+                                     WHEN k.keep_deal IS NOT NULL THEN k.keep_md
+                                     WHEN f.deal_id IS NOT NULL THEN 'deal_inference' END AS new_md) AS d
+), final AS (
+    SELECT d.*, (d.contact_id, d.account_id, d.deal_id) IS DISTINCT FROM (d.new_contact, d.new_account, d.new_deal) AS moved
+      FROM decided d
+     WHERE (d.contact_id, d.account_id, d.deal_id, d.link_details, d.link_method)
+           IS DISTINCT FROM (d.new_contact, d.new_account, d.new_deal, d.details, d.method)
+), changed AS (
+    UPDATE {table} r
+       SET contact_id = f.new_contact, account_id = f.new_account, deal_id = f.new_deal,
+           link_details = f.details, link_method = f.method,
+           linked_at = CASE WHEN f.moved THEN now() ELSE COALESCE(r.linked_at, now()) END
+      FROM final f
+     WHERE r.workspace_id = %(workspace_id)s AND r.ctid = f.rid AND r.id = f.id
+    RETURNING f.moved,
+              CASE WHEN f.new_contact IS DISTINCT FROM f.contact_id THEN f.new_mc END AS cm,
+              CASE WHEN f.new_account IS DISTINCT FROM f.account_id THEN f.new_ma END AS am,
+              CASE WHEN f.new_deal IS DISTINCT FROM f.deal_id THEN f.new_md END AS dm,
+              (f.contact_id IS NOT NULL AND f.new_contact IS NULL) OR (f.account_id IS NOT NULL AND f.new_account IS NULL)
+              OR (f.deal_id IS NOT NULL AND f.new_deal IS NULL) AS cleared
+)
+SELECT count(*) FILTER (WHERE 'email_match' IN (cm, am, dm)) AS email_match,
+       count(*) FILTER (WHERE 'crm_native' IN (cm, am, dm)) AS crm_native,
+       count(*) FILTER (WHERE 'deal_inference' IN (cm, am, dm)) AS deal_inference,
+       count(*) FILTER (WHERE cleared) AS unlinked,
+       count(*) FILTER (WHERE NOT moved) AS relabelled
+  FROM changed
+"""
+
+
+def _pick(alias: str, column: str = "id") -> str:
+    """The one target of a kind for a row (see crm_row), or the `column` of it."""
+    own = f"count({alias}.id) FILTER (WHERE {alias}.source = f.source)"
+    value = f'min({alias}.{column}::text COLLATE "C")'
+    return (f"(CASE WHEN {own} = 1 THEN {value} FILTER (WHERE {alias}.source = f.source)"
+            f" WHEN {own} = 0 AND count({alias}.id) = 1 THEN {value} END)::uuid")
+
+
+@lru_cache(maxsize=None)
+def _statements(table: str) -> tuple[str, str, str]:
+    spec = _TABLES[table]
+    md = _MD.format(deal_origin=spec["deal_origin"])
+    names = {
+        "table": table, "at": spec["at"], "rows": _ROWS.format(filter=spec["filter"]), "touched": _TOUCHED,
+        "changed_since": _CHANGED_SINCE, "own_refs": spec["own_refs"],
+        "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
+        "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
+        "rank_b_mc": _rank("b.mc"), "rank_b_ma": _rank("b.ma"), "rank_k_md": _rank("k.keep_md"),
+        "emails": f"_linker_emails_{table}", "refs": f"_linker_refs_{table}",
+        "pick_contact": _pick("c"), "pick_account": _pick("a"), "pick_deal": _pick("d"),
+        "pick_deal_account": _pick("d", "account_id"), "pick_contact_account": _pick("c", "account_id"),
+    }
+    return _EMAILS.format(**names), _REFS.format(**names), _LINK.format(**names)
+
+
+@register_step("linker", order=30)
+def link_entities(conn, run) -> dict[str, int]:
+    domains = internal_domains(conn, run)
+    state = {"rules": RULES_VERSION, "filter_rules": FILTER_RULES, "internal_domains": domains}
+    full = run.since is None or last_used(conn, run.workspace_id, "linker") != state
+    params = {**run.params, "full": full, "internal_domains": domains}
+    changed: dict[str, int] = {}
+    with conn.transaction():  # the temp tables and SET LOCAL need one, even on an autocommit connection
+        conn.execute("SET LOCAL work_mem = '64MB'")  # the joins and sorts below cover the whole workspace
+        for table in _TABLES:
+            emails, refs, link = _statements(table)
+            conn.execute(emails, params)
+            conn.execute(refs, params)
+            conn.execute(f"ANALYZE _linker_emails_{table}, _linker_refs_{table}")
+            row = conn.execute(link, params).fetchone()
+            conn.execute(f"DROP TABLE _linker_emails_{table}, _linker_refs_{table}")
+            changed.update({f"{table}.{k}": v for k, v in row.items() if v})
+        remember(conn, run.workspace_id, "linker", state)
+    return changed

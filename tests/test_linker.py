@@ -1,0 +1,291 @@
+"""The cross-entity linker: email_match, crm_native and deal_inference tiers, their precedence, manual links,
+idempotency and incremental runs. Data goes in through upsert_rows; the whole post-sync pipeline runs."""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from psycopg import sql
+
+from core.context import update_section
+from core.db import embedded
+from core.db.database import Database, check_connect
+from core.db.upsert import upsert_rows
+from core.pipeline import PipelineRun, run_post_sync
+from core.pipeline.linker import link_entities
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+CALL_AT = datetime(2026, 5, 1, 16, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def db(server_url, template_db):
+    """One database for the module, a fresh workspace per test (tenancy keeps tests apart, and a leak between
+    workspaces would fail them): cloning a database per test costs more than all these tests together."""
+    name = f"pandora_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    with check_connect(server_url) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
+    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
+    yield database
+    database.close()
+    with check_connect(server_url) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def write(db, ws, table, rows, source="hubspot"):
+    with db.connection() as conn:
+        upsert_rows(conn, table, ws["id"], [{"source": source, **r} for r in rows])
+
+
+def setup_crm(db, ws, *, open_deals=1):
+    """Acme (a1) with contacts jane/bob and `open_deals` open deals plus a closed one; Globex (a2) with amy."""
+    with db.connection() as conn:
+        update_section(conn, ws["id"], "definitions", {"internal_domains": ["democo.io"]})
+    write(db, ws, "accounts", [{"source_id": "a1", "name": "Acme"}, {"source_id": "a2", "name": "Globex"}])
+    write(db, ws, "contacts", [
+        {"source_id": "c1", "email": "Jane@Acme.io", "account_source_id": "a1"},
+        {"source_id": "c2", "email": "bob@acme.io", "account_source_id": "a1"},
+        {"source_id": "c3", "email": "amy@globex.com", "account_source_id": "a2"},
+    ])
+    deals = [{"source_id": f"d{i}", "name": f"Acme deal {i}", "account_source_id": "a1", "stage_normalized": "evaluation",
+              "source_created_at": T0} for i in range(1, open_deals + 1)]
+    deals.append({"source_id": "d9", "name": "Acme old", "account_source_id": "a1", "stage_normalized": "closed_lost",
+                  "source_created_at": T0})
+    deals.append({"source_id": "g1", "name": "Globex deal", "account_source_id": "a2", "stage_normalized": "decision",
+                  "source_created_at": T0})
+    write(db, ws, "deals", deals)
+
+
+def call(source_id, *emails, title="Acme <> Demo Co — Demo", at=CALL_AT, **extra):
+    parties = [{"name": "Rep", "email": "rep@democo.io", "affiliation": "internal"}]
+    parties += [{"name": e.split("@")[0], "email": e, "affiliation": "external"} for e in emails]
+    parties += [{"name": "Dial-in guest", "affiliation": "External"}]  # keeps email-less calls external
+    return {"source_id": source_id, "title": title, "started_at": at, "participants": parties, **extra}
+
+
+def links(db, ws, table="conversations"):
+    """source_id -> (contact source_id, account source_id, deal source_id, link_method, link_details)."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            f"""SELECT r.source_id, c.source_id AS c, a.source_id AS a, d.source_id AS d, r.link_method, r.link_details
+                  FROM {table} r
+                  LEFT JOIN contacts c ON c.workspace_id = r.workspace_id AND c.id = r.contact_id
+                  LEFT JOIN accounts a ON a.workspace_id = r.workspace_id AND a.id = r.account_id
+                  LEFT JOIN deals d ON d.workspace_id = r.workspace_id AND d.id = r.deal_id
+                 WHERE r.workspace_id = %s ORDER BY r.source_id""", (ws["id"],)).fetchall()
+    return {r["source_id"]: (r["c"], r["a"], r["d"], r["link_method"], r["link_details"]) for r in rows}
+
+
+def step_changes(report, name="linker"):
+    return next(s["changed"] for s in report if s["name"] == name)
+
+
+def test_email_match_links_the_external_contact_and_its_account(db, workspace):
+    setup_crm(db, workspace, open_deals=2)  # two open deals: no inference
+    write(db, workspace, "conversations", [call("k1", "jane@ACME.io")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"] == ("c1", "a1", None, "email_match",
+                                         {"contact": "email_match", "account": "email_match"})
+
+
+def test_internal_participants_are_never_matched_to_contacts(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "contacts", [{"source_id": "c7", "email": "rep@democo.io"},
+                                      {"source_id": "c8", "email": "ceo@partner.io"}])
+    conv = call("k1")
+    conv["participants"].append({"name": "Partner", "email": "ceo@partner.io", "affiliation": "Internal"})
+    write(db, workspace, "conversations", [conv], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:4] == (None, None, None, None)
+
+
+def test_several_matches_prefer_the_account_most_participants_share_then_the_lowest_email(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "conversations", [call("k1", "amy@globex.com", "jane@acme.io", "bob@acme.io"),
+                                           call("k2", "jane@acme.io", "bob@acme.io")], source="gong")
+    run_post_sync(db, workspace["id"])
+    got = links(db, workspace)
+    assert got["k1"][:2] == ("c2", "a1")  # acme has two matches; bob@ sorts before jane@
+    assert got["k2"][:2] == ("c2", "a1")
+
+
+def test_crm_native_links_gong_context_objects(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "accounts", [{"source_id": "0015g00000XyZ12AAB", "name": "Acme Corp"}], source="salesforce")
+    write(db, workspace, "deals", [{"source_id": "0065g00000AbCdEAAV", "name": "Acme Corp - Platform",
+                                    "account_source_id": "0015g00000XyZ12AAB"}], source="salesforce")
+    write(db, workspace, "contacts", [{"source_id": "0035g00000CoNt1AAB", "email": "ada@example.org"}], source="salesforce")
+    gong = {"context": [{"system": "Salesforce", "objects": [
+        {"objectType": "Account", "objectId": "0015g00000XyZ12AAB"},
+        {"objectType": "Opportunity", "objectId": "0065g00000AbCdEAAV"}]}],
+        "parties": [{"emailAddress": "ada@example.org", "affiliation": "External", "context": [
+            {"system": "Salesforce", "objects": [{"objectType": "Contact", "objectId": "0035g00000CoNt1AAB"}]}]}]}
+    write(db, workspace, "conversations", [call("k1", "ada@example.org", source_data=gong)], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"] == ("0035g00000CoNt1AAB", "0015g00000XyZ12AAB", "0065g00000AbCdEAAV", "crm_native",
+                                         {"contact": "crm_native", "account": "crm_native", "deal": "crm_native"})
+
+
+def test_crm_context_hint_links_account_and_deal_and_ambiguous_ids_are_skipped(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "accounts", [{"source_id": "a2", "name": "Globex (import)"}], source="csv_import")
+    write(db, workspace, "conversations", [
+        call("k1", source_data={"crm_context": {"account_source_id": "a1", "deal_source_id": "d2"}}),
+        call("k2", source_data={"crm_context": {"account_source_id": "a2"}}),  # a2 exists in two sources
+    ], source="demo")
+    run_post_sync(db, workspace["id"])
+    got = links(db, workspace)
+    assert got["k1"][1:4] == ("a1", "d2", "crm_native")
+    assert got["k2"][:4] == (None, None, None, None)
+
+
+def test_activity_ids_resolved_from_source_id_columns_are_recorded_as_crm_native(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "activities", [{
+        "source_id": "e1", "activity_type": "email", "occurred_at": CALL_AT, "account_source_id": "a1",
+        "deal_source_id": "d1", "participants": [{"email": "amy@globex.com", "affiliation": "external"}]}])
+    run_post_sync(db, workspace["id"])
+    # The contact comes from the email; the CRM's account and deal win over amy's account (Globex).
+    assert links(db, workspace, "activities")["e1"] == (
+        "c3", "a1", "d1", "crm_native", {"contact": "email_match", "account": "crm_native", "deal": "crm_native"})
+
+
+def test_deal_inference_takes_the_only_open_deal_alive_at_the_call(db, workspace):
+    setup_crm(db, workspace)  # d1 open, d9 closed
+    write(db, workspace, "deals", [{"source_id": "d5", "name": "Acme later", "account_source_id": "a1",
+                                    "stage_normalized": None, "source_created_at": datetime(2026, 6, 1, tzinfo=timezone.utc)}])
+    write(db, workspace, "conversations", [
+        call("k1", source_data={"crm_context": {"account_source_id": "a1"}}),
+        call("k2", source_data={"crm_context": {"account_source_id": "a1"}}, at=datetime(2026, 7, 1, tzinfo=timezone.utc)),
+    ], source="demo")
+    run_post_sync(db, workspace["id"])
+    got = links(db, workspace)
+    assert got["k1"][1:4] == ("a1", "d1", "deal_inference")  # d5 (stage NULL = open) did not exist yet
+    assert got["k1"][4] == {"account": "crm_native", "deal": "deal_inference"}
+    assert got["k2"][1:4] == ("a1", None, "crm_native")  # by July two open deals were alive
+
+
+def test_email_match_then_deal_inference_fills_the_deal(db, workspace):
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io")], source="gong")
+    report = run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"] == ("c1", "a1", "d1", "deal_inference",
+                                         {"contact": "email_match", "account": "email_match", "deal": "deal_inference"})
+    assert step_changes(report) == {"conversations.email_match": 1, "conversations.deal_inference": 1}
+
+
+def test_crm_native_replaces_an_earlier_email_match_account_and_its_inferred_deal(db, workspace):
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][1:3] == ("a1", "d1")
+    # A re-sync brings the CRM's view: the call was about Globex's deal (jane is consulting for them).
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io", source_data={"crm_context": {"deal_source_id": "g1"}})],
+          source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"] == ("c1", "a2", "g1", "crm_native",
+                                         {"contact": "email_match", "account": "crm_native", "deal": "crm_native"})
+
+
+def test_an_email_matched_call_still_gets_its_crm_deal(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io", source_data={"crm_context": {"deal_source_id": "d2"}})],
+          source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"] == ("c1", "a1", "d2", "crm_native",
+                                         {"contact": "email_match", "account": "crm_native", "deal": "crm_native"})
+
+
+def test_deal_inference_never_replaces_a_crm_native_deal(db, workspace):
+    setup_crm(db, workspace)  # a1's only open deal is d1; the CRM says the call was about the closed d9
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io", source_data={"crm_context": {"deal_source_id": "d9"}})],
+          source="gong")
+    run_post_sync(db, workspace["id"])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][2:4] == ("d9", "crm_native")
+
+
+def test_manual_links_are_never_touched(db, workspace):
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io", link_method="manual",
+                                                source_data={"crm_context": {"deal_source_id": "g1"}})], source="gong")
+    write(db, workspace, "activities", [{"source_id": "e1", "occurred_at": CALL_AT, "link_method": "manual",
+                                         "participants": [{"email": "jane@acme.io"}]}])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"] == (None, None, None, "manual", {})
+    assert links(db, workspace, "activities")["e1"] == (None, None, None, "manual", {})
+
+
+def test_a_second_run_changes_nothing(db, workspace):
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io"), call("k2", "amy@globex.com"),
+                                           call("k3", source_data={"crm_context": {"account_source_id": "a2"}})], source="gong")
+    write(db, workspace, "activities", [{"source_id": "e1", "occurred_at": CALL_AT, "contact_source_id": "c2"}])
+    first = run_post_sync(db, workspace["id"])
+    before = links(db, workspace), links(db, workspace, "activities")
+    assert step_changes(first)
+    second = run_post_sync(db, workspace["id"])
+    assert all(not s["changed"] for s in second)
+    assert (links(db, workspace), links(db, workspace, "activities")) == before
+    with db.connection() as conn:
+        assert link_entities(conn, PipelineRun(str(workspace["id"]))) == {}
+
+
+def test_incremental_run_after_a_contact_email_change_equals_a_full_run(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "conversations", [call("k1", "jane.doe@acme.io"), call("k2", "amy@globex.com"),
+                                           call("k3", "amy.new@globex.com")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][0] is None and links(db, workspace)["k3"][0] is None
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "jane.doe@acme.io", "account_source_id": "a1"},
+                                      {"source_id": "c3", "email": "amy.new@globex.com", "account_source_id": "a2"}])
+    incremental = run_post_sync(db, workspace["id"], incremental=True)
+    after_incremental = links(db, workspace)
+    assert after_incremental["k1"][:2] == ("c1", "a1") and after_incremental["k3"][:2] == ("c3", "a2")
+    assert after_incremental["k2"][:2] == ("c3", "a2")  # links are sticky: the meeting did happen with amy
+    assert step_changes(incremental) == {"conversations.email_match": 2, "conversations.deal_inference": 1}  # k3: g1
+    full = run_post_sync(db, workspace["id"])
+    assert all(not s["changed"] for s in full)
+    assert links(db, workspace) == after_incremental
+
+
+def test_hubspot_association_ids_link_activities(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "activities", [
+        {"source_id": "e1", "occurred_at": CALL_AT,
+         "source_data": {"associations": {"companyIds": ["a2"], "dealIds": [], "contactIds": ["c3"]}}},
+        {"source_id": "e2", "occurred_at": CALL_AT,
+         "source_data": {"associations": {"deals": {"results": [{"id": "d2", "type": "call_to_deal"}]}}}},
+    ], source="csv_import")  # ids of rows another source stored: matched in any source
+    run_post_sync(db, workspace["id"])
+    got = links(db, workspace, "activities")
+    assert got["e1"][:4] == ("c3", "a2", "g1", "deal_inference")
+    assert got["e2"][:4] == (None, "a1", "d2", "crm_native")
+
+
+def test_incremental_runs_keep_matching_a_full_run(db, workspace):
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [
+        call("k1", "jane@acme.io"), call("k2", "zed@initech.io"),
+        call("k3", source_data={"crm_context": {"account_source_id": "a3", "deal_source_id": "i1"}}),
+    ], source="gong")
+    run_post_sync(db, workspace["id"])
+    # Later syncs: the CRM account/deal k3 names arrive, zed becomes a contact, Acme's open deal is won.
+    write(db, workspace, "accounts", [{"source_id": "a3", "name": "Initech"}])
+    write(db, workspace, "deals", [{"source_id": "i1", "name": "Initech pilot", "account_source_id": "a3",
+                                    "source_created_at": T0},
+                                   {"source_id": "d1", "name": "Acme deal 1", "account_source_id": "a1",
+                                    "stage_normalized": "closed_won", "source_created_at": T0}])
+    write(db, workspace, "contacts", [{"source_id": "c9", "email": "Zed@Initech.io", "account_source_id": "a3"}])
+    write(db, workspace, "conversations", [call("k4", "bob@acme.io")], source="gong")
+    run_post_sync(db, workspace["id"], incremental=True)
+    after_incremental = links(db, workspace)
+    assert after_incremental["k1"][1:3] == ("a1", "d1")  # inferred while d1 was open: the call was about it
+    assert after_incremental["k2"][:4] == ("c9", "a3", "i1", "deal_inference")
+    assert after_incremental["k3"][1:4] == ("a3", "i1", "crm_native")
+    assert after_incremental["k4"][1:3] == ("a1", None)  # no open Acme deal any more
+    full = run_post_sync(db, workspace["id"])
+    assert all(not s["changed"] for s in full)
+    assert links(db, workspace) == after_incremental
