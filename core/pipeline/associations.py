@@ -13,12 +13,8 @@ contact's account (inferred_single_deal, 0.6; withdrawn again when the account g
 from __future__ import annotations
 
 from core.pipeline import register_step
+from core.pipeline.domains import FREE_MAIL
 
-FREE_MAIL = [
-    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com", "msn.com", "icloud.com",
-    "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "web.de", "mail.com", "zoho.com",
-    "yandex.ru", "qq.com", "163.com",
-]
 
 # Candidate accounts for each unlinked row of {table}: by domain (tier 1), exact name (2), normalized name (3).
 # A row links only when its best tier has exactly one candidate account.
