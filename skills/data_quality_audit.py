@@ -29,7 +29,6 @@ from datetime import datetime, time, timezone
 from decimal import Decimal
 from typing import Any
 
-from core.llm import synthesize
 from core.pipeline.cwd import conversations_without_deals
 from skills.format import money
 from skills.registry import Skill, register
@@ -279,7 +278,7 @@ class DataQualityAudit(Skill):
         if c["cwd"]["top"]:
             evidence.append(Evidence("conversations without deals", "conversations", [i["id"] for i in c["cwd"]["top"]],
                                      [i["title"] or "" for i in c["cwd"]["top"]]))
-        text = synthesize(ctx.llm, ctx.budget, task="data quality audit",
+        text = ctx.synthesize(task="data quality audit",
                           instructions="Write a short CRM data-quality report for a RevOps lead: which critical "
                                        "fields are least complete, duplicates to merge, how well activities and "
                                        "calls are linked to deals and accounts, conversations without deals, and "

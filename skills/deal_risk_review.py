@@ -25,7 +25,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from core.llm import classify, fit_records, synthesize
+from core.llm import fit_records
 from skills.format import money
 from skills.registry import Param, Skill, register
 from skills.result import Evidence, Metric, Section, SkillResult, Table
@@ -166,7 +166,7 @@ class DealRiskReview(Skill):
                              key_fields=("deal_id", "name", "deal_risk", "factors"),
                              drop_fields=("account", "owner", "health_score", "days_in_stage"),
                              sort_by="deal_risk", label="deals")
-        result = classify(ctx.llm, ctx.budget, task="deal risk review", instructions=INSTRUCTIONS,
+        result = ctx.classify(task="deal risk review", instructions=INSTRUCTIONS,
                           data={"deals": fitted.records}, schema=SCHEMA,
                           fallback=lambda: {"deals": [{"deal_id": k, **v} for k, v in rules.items()]})
         answered = {a["deal_id"]: a for a in result.value["deals"] if a["deal_id"] in rules}
@@ -219,7 +219,7 @@ class DealRiskReview(Skill):
         if calls:
             evidence.append(Evidence("recent conversations read for the reasons", "conversations",
                                      [i for i, _ in calls], [t for _, t in calls]))
-        text = synthesize(ctx.llm, ctx.budget, task="deal risk review",
+        text = ctx.synthesize(task="deal risk review",
                           instructions="Write a short deal-risk briefing for a sales manager: how much of the open "
                                        "pipeline is at risk, the riskiest deals with the reason for each, the most "
                                        "common risk factors, and what to do this week. Use only the data given.",

@@ -25,7 +25,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from core.llm import synthesize
 from core.quotas import fiscal_quarter
 from core.stages import STAGE_ORDER, default_probability
 from skills import charts
@@ -183,7 +182,7 @@ class ForecastRollup(Skill):
         evidence = [Evidence(f"largest {_CATEGORY_LABEL[cat]} deals", "deals", e["ids"], e["names"])
                     for cat, e in c["evidence"].items() if e["ids"]]
         template = lambda: _template(c)  # noqa: E731
-        text = synthesize(ctx.llm, ctx.budget, task="forecast narrative",
+        text = ctx.synthesize(task="forecast narrative",
                           instructions="Write a short forecast update for a CRO: where the quarter lands (bear, "
                                        "base, bull vs quota), what changed since last week, which reps need "
                                        "attention and why. Use only the figures given.",

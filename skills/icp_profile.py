@@ -30,7 +30,6 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from core.errors import SkillError
-from core.llm import synthesize
 from skills.format import money
 from skills.registry import Skill, register
 from skills.result import Evidence, Metric, Section, SkillResult, Table, _plain
@@ -282,7 +281,7 @@ class IcpProfile(Skill):
         evidence = [Evidence(f"sweet spot {_spot(s)}: won deals", "deals", s["won_ids"]) for s in spots[:10]]
         evidence += [Evidence(f"persona {p['key']} (lift {_lift(p['lift'])}): won deals", "deals", p["won_ids"])
                      for p in c["personas"][:5] if p["won_ids"]]
-        text = synthesize(ctx.llm, ctx.budget, task="icp profile",
+        text = ctx.synthesize(task="icp profile",
                           instructions="Describe the ideal customer profile for a sales leader: which firmographic "
                                        "segments and buyer personas win more than average, by how much, and what "
                                        "to prioritise. Use only the figures given.",

@@ -36,7 +36,6 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from core.llm import synthesize
 from skills.icp_profile import ACCOUNT_FIRMOGRAPHICS, employee_band_sql, persona_sql, revenue_band_sql
 from skills.registry import Skill, register
 from skills.result import Evidence, Metric, Section, SkillResult, Table
@@ -275,7 +274,7 @@ class LeadScoring(Skill):
              *[_pillar_text(s, k) for k in PILLARS]] for s in scored[:15]])
         evidence = [Evidence(f"grade A {kind}s", f"{kind}s", ids, labels) for kind in ("lead", "contact")
                     for ids, labels in [_top(scored, kind)] if ids]
-        text = synthesize(ctx.llm, ctx.budget, task="lead scoring summary",
+        text = ctx.synthesize(task="lead scoring summary",
                           instructions="Summarise this lead scoring run for a sales team: how many records are hot "
                                        "(A/B), who to call first and why (which pillars drive their scores). Use "
                                        "only the figures given.",

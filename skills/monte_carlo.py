@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
-from core.llm import synthesize
 from core.stages import OPEN_STAGES, default_probability
 from skills.format import money
 from skills.forecast_rollup import report_period
@@ -242,7 +241,7 @@ class MonteCarloForecast(Skill):
                   "slipping": "largest open deals more likely than not to slip out of the period"}
         evidence = [Evidence(labels[k], "deals", e["ids"], e["names"]) for k, e in c["evidence"].items() if e["ids"]]
         notes = _notes(c)
-        text = synthesize(ctx.llm, ctx.budget, task="monte carlo forecast summary",
+        text = ctx.synthesize(task="monte carlo forecast summary",
                           instructions="Explain this simulated forecast range to a CRO in a few sentences: where the "
                                        "period likely lands (P10/P50/P90), the chance of making quota, and which "
                                        "assumptions (win rates, slippage) drive it. Use only the figures given.",

@@ -27,7 +27,6 @@ from decimal import Decimal
 from typing import Any
 
 from core.context import lookup
-from core.llm import synthesize
 from skills import charts
 from skills.format import money
 from skills.forecast_rollup import report_period
@@ -199,7 +198,7 @@ class PipelineCoverage(Skill):
                    for a in c["alerts"]]
         if team["alert"]:
             bullets.insert(0, f"Team: {team['coverage']:.2f}x with {c['days_left']} days left ({team['risk']} risk)")
-        text = synthesize(ctx.llm, ctx.budget, task="pipeline coverage summary",
+        text = ctx.synthesize(task="pipeline coverage summary",
                           instructions="Write a short pipeline-coverage update for a sales leader: coverage vs the "
                                        "target for the team, which reps lack pipeline for what they still have to "
                                        "close, how much pipeline must be found, and any alerts. Use only the "

@@ -32,7 +32,6 @@ from decimal import Decimal
 from typing import Any
 
 from core.context import lookup
-from core.llm import synthesize
 from core.stages import OPEN_STAGES
 from skills.format import money
 from skills.registry import Skill, register
@@ -224,7 +223,7 @@ class PipelineHygiene(Skill):
                  d["owner"] or "—"] for d in f["stage_regression"]["top"][:10]], note=_more(f["stage_regression"], 10)))
         evidence = [Evidence(_claim(k, f[k]), "deals", f[k]["ids"], f[k]["names"])
                     for k in FINDINGS + ("closing_soon",) if f[k]["ids"]]
-        text = synthesize(ctx.llm, ctx.budget, task="pipeline hygiene summary",
+        text = ctx.synthesize(task="pipeline hygiene summary",
                           instructions="Write a short pipeline hygiene update for a sales manager: which problems "
                                        "put the most money at risk (stale deals, past close dates, missing fields, "
                                        "stage regressions), which deals to fix first and what to do. Use only the "

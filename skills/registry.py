@@ -3,7 +3,7 @@ registry maps names and short aliases (`forecast`, `pipeline`, `hygiene`, …) t
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING
 
 from core.errors import NotFound

@@ -30,7 +30,6 @@ from decimal import Decimal
 from typing import Any
 
 from core.context import lookup
-from core.llm import synthesize
 from core.quotas import fiscal_quarter
 from skills.format import fmt, money
 from skills.registry import Skill, register
@@ -219,7 +218,7 @@ class RepScorecard(Skill):
                 if r[f"{kind}_ids"]:
                     evidence.append(Evidence(f"{r['rep']}: deals {label} in {c['period']['name']}", "deals",
                                              r[f"{kind}_ids"], r[f"{kind}_names"]))
-        text = synthesize(ctx.llm, ctx.budget, task="rep scorecard",
+        text = ctx.synthesize(task="rep scorecard",
                           instructions="Write a short rep scorecard summary for a sales manager: who leads and "
                                        "why, who needs coaching and on which component. Use only the figures given.",
                           data={"scorecard": _prompt_data(c)}, template=lambda: _template(c))

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from core.context import get_context
 from core.errors import InputError, PandoraError, SkillError
 from core.llm import LLMConfig, RunBudget
+from core.llm import classify as llm_classify, synthesize as llm_synthesize
 from core.quotas import QuotaConfig, check_quota_config
 from core.settings import Settings
 from skills import registry
@@ -48,6 +49,27 @@ class SkillContext:
             with self.conn() as conn:
                 self._quota = check_quota_config(conn, self.workspace_id, today=self.today, context=self.context)
         return self._quota
+
+    def business_context(self) -> dict[str, Any]:
+        """The parts of the context layer every prompt gets: who the company is and how it sells."""
+        picks = {"business_model": ("company_name", "gtm_motion", "sales_cycle_days", "acv_range", "pricing_model",
+                                    "icp_description", "target_market"),
+                 "goals_and_targets": ("revenue_target", "pipeline_coverage_target"),
+                 "definitions": ("qualification_framework", "terminology_map", "qualified_definition")}
+        return {section: {k: self.context.get(section, {}).get(k) for k in keys
+                          if self.context.get(section, {}).get(k) not in (None, "", {}, [])}
+                for section, keys in picks.items()}
+
+    def synthesize(self, *, task: str, instructions: str, data: dict[str, Any], template, **kwargs):
+        """SYNTHESIZE with this run's budget; the business context rides along as data."""
+        return llm_synthesize(self.llm, self.budget, task=task, instructions=instructions,
+                              data={"business_context": self.business_context(), **data}, template=template, **kwargs)
+
+    def classify(self, *, task: str, instructions: str, data: dict[str, Any], schema, fallback, **kwargs):
+        """CLASSIFY with this run's budget; the business context rides along as data."""
+        return llm_classify(self.llm, self.budget, task=task, instructions=instructions,
+                            data={"business_context": self.business_context(), **data}, schema=schema,
+                            fallback=fallback, **kwargs)
 
     def previous_output(self, skill: str | None = None) -> dict[str, Any] | None:
         """The last successful run of `skill` (default: the running one) in this workspace, for

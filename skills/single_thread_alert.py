@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any
 
 from core.context import lookup
-from core.llm import synthesize
 from skills.format import money
 from skills.registry import Param, Skill, register
 from skills.result import Evidence, Metric, Section, SkillResult, Table
@@ -190,7 +189,7 @@ class SingleThreadAlert(Skill):
         if shown:
             evidence.append(Evidence("the one contact on each listed deal", "contacts", [i for i, _ in shown],
                                      [n for _, n in shown]))
-        text = synthesize(ctx.llm, ctx.budget, task="single-thread alert",
+        text = ctx.synthesize(task="single-thread alert",
                           instructions="Write a short alert for a sales manager about open deals that depend on one "
                                        "contact: how much money is exposed, the critical deals first (who the one "
                                        "contact is), and which additional people each rep should bring in "

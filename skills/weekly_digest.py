@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.llm import synthesize
 from skills import registry
 from skills.format import fmt
 from skills.registry import Skill, register
@@ -60,7 +59,7 @@ class WeeklyDigest(Skill):
         if ok:
             headline = f"Weekly digest — {ok[0].headline}"
         template = lambda: " ".join(p.headline + "." for p in ok) or "No reports could be produced this week."  # noqa: E731
-        text = synthesize(ctx.llm, ctx.budget, task="weekly digest",
+        text = ctx.synthesize(task="weekly digest",
                           instructions="Write a 4-6 sentence Monday digest for a CRO from these report headlines "
                                        "and metrics: the forecast call, the biggest risks, and what to fix first.",
                           data={"reports": [{"headline": p.headline, "metrics": [

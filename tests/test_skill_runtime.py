@@ -62,3 +62,20 @@ def test_skills_are_found_by_name_or_alias():
     assert registry.get("Forecast_Rollup").name == "forecast-rollup"
     with pytest.raises(NotFound, match="no skill"):
         registry.get("astrology")
+
+
+def test_prompts_carry_the_business_context_as_data(db, settings, workspace):
+    from dataclasses import replace
+
+    from core.context import update_section
+    from core.llm import LLMConfig
+    from tests.fakes.anthropic_api import FakeAnthropic
+
+    with db.connection() as conn:
+        update_section(conn, workspace["id"], "business_model", {"company_name": "Initech", "gtm_motion": "PLG"})
+    with FakeAnthropic(api_key="k", replies=["A fine quarter."]) as fake:
+        llm = replace(LLMConfig.from_settings(settings), anthropic_api_key="k", anthropic_base_url=fake.url)
+        result = run_skill(db, settings, workspace["id"], "forecast-rollup", llm=llm)
+    assert result.ai_written and "A fine quarter." in result.sections[0].text
+    body = str(fake.requests[0])
+    assert "Initech" in body and "PLG" in body and "DATA" in body
