@@ -191,7 +191,8 @@ def test_with_a_key_the_model_classifies_and_the_rules_fill_what_it_left_out(mdb
     system, user = request["messages"]
     assert json.dumps(SCHEMA, ensure_ascii=False, sort_keys=True) in system["content"]
     assert strip_data(user["content"]).endswith(INSTRUCTIONS)
-    sent = json.loads(user["content"].split("```json\n")[1].split("\n```")[0])
+    blocks = [json.loads(b.split("\n```")[0]) for b in user["content"].split("```json\n")[1:]]
+    sent = next(b for b in blocks if isinstance(b, list))  # the deals (the business context is a dict)
     assert [x["deal_id"] for x in sent] == [d[s] for s in ("r90", "r75", "ns70", "r50", "r20", "r0")]
     assert sent[0]["recent_conversations"] == [
         {"date": "2026-02-25", "title": "Pricing pushback", "summary": "CFO wants 20% off before signing."}]
