@@ -75,6 +75,20 @@ def db_url(server_url, template_db) -> str:
         _drop_db(admin, name)
 
 
+@pytest.fixture(scope="module")
+def module_db(server_url, template_db) -> Database:
+    """One database for a whole test module. For modules whose tests each work in a workspace of their own
+    (every statement filters on workspace_id): a clone per test would cost more than the tests themselves."""
+    name = f"pandora_test_{os.getpid()}_m{uuid.uuid4().hex[:10]}"
+    with check_connect(server_url) as admin:
+        _create_db(admin, name, template_db)
+    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
+    yield database
+    database.close()
+    with check_connect(server_url) as admin:
+        _drop_db(admin, name)
+
+
 @pytest.fixture
 def db(db_url) -> Database:
     database = Database(db_url, min_size=1, max_size=4)

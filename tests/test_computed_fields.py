@@ -4,16 +4,12 @@ The step is run on its own (a PipelineRun with a pinned as_of) so other steps (t
 classification) cannot move the hand-made links; references are written as ids through the upsert path."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from psycopg import sql
 
 from core.context import get_context, update_section
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun, run_post_sync
 from core.pipeline.associations import infer_associations
@@ -24,17 +20,8 @@ REP = {"name": "Rita Rep", "email": "rita@democo.io", "affiliation": "internal"}
 
 
 @pytest.fixture(scope="module")
-def db(server_url, template_db):
-    """One database for this module, each test in its own workspace (tenants are isolated by workspace_id, which
-    every statement of the step filters on): cloning the template for every test would cost more than the tests."""
-    name = f"pandora_test_{os.getpid()}_computed"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def db(module_db):
+    return module_db
 
 
 def ago(days: float) -> datetime:

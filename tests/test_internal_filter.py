@@ -3,17 +3,12 @@ only when nobody can be classified; internal meetings are left unlinked; interna
 layer or are inferred from the user directory, record owners and organizers."""
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import datetime, timezone
 
 import pytest
-from psycopg import sql
 
 from core.connections import save_connection
 from core.context import get_context, update_section
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun, run_post_sync
 from core.pipeline.domains import internal_domains, internal_domains_cte
@@ -23,16 +18,8 @@ AT = datetime(2026, 5, 1, 16, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def db(server_url, template_db):
-    """One database for the module, a fresh workspace per test (see tests/test_linker.py)."""
-    name = f"pandora_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def db(module_db):
+    return module_db
 
 
 def write(db, ws, table, rows, source="gong"):

@@ -2,16 +2,11 @@
 idempotency and incremental runs. Data goes in through upsert_rows; the whole post-sync pipeline runs."""
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import datetime, timezone
 
 import pytest
-from psycopg import sql
 
 from core.context import update_section
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun, run_post_sync
 from core.pipeline.linker import link_entities
@@ -21,17 +16,8 @@ CALL_AT = datetime(2026, 5, 1, 16, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def db(server_url, template_db):
-    """One database for the module, a fresh workspace per test (tenancy keeps tests apart, and a leak between
-    workspaces would fail them): cloning a database per test costs more than all these tests together."""
-    name = f"pandora_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def db(module_db):
+    return module_db
 
 
 def write(db, ws, table, rows, source="hubspot"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core.db.migrate import discover, migrate, migrate_url
+from core.db.migrate import discover, migrate_url
 from core.errors import DatabaseError
 from core.settings import Settings
 from tests import schema_snapshot

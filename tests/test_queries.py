@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 from decimal import Decimal
 
 import pytest
-from psycopg import sql
 
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.errors import InputError, NotFound
 from core.queries import accounts, deals
@@ -23,15 +19,8 @@ from core.workspaces import create_workspace
 
 
 @pytest.fixture(scope="module")
-def qdb(server_url, template_db):
-    name = f"pandora_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=2)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def qdb(module_db):
+    return module_db
 
 
 @pytest.fixture

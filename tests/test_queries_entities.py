@@ -4,14 +4,10 @@ and tenant isolation for every module. Data is written through `upsert_rows` onl
 association step, from the contacts' `associated_deals`)."""
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
-from psycopg import sql
 
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.errors import InputError, NotFound
 from core.pipeline import PipelineRun
@@ -23,16 +19,8 @@ MODULES = (accounts, activities, contacts, conversations, deals, documents, task
 
 
 @pytest.fixture(scope="module")
-def qdb(server_url, template_db):
-    """One database for the module (a clone per test costs ~0.5 s); tests that write use their own workspace."""
-    name = f"pandora_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=2)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def qdb(module_db):
+    return module_db
 
 
 @pytest.fixture

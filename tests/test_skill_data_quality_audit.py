@@ -9,11 +9,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from psycopg import sql
 
 from core.context import get_context
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun
 from core.pipeline.cwd import flag_conversations_without_deals
@@ -26,15 +23,8 @@ AS_OF = datetime.combine(TODAY, time(12), tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def mdb(server_url, template_db):
-    name = f"pandora_test_{os.getpid()}_quality"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def mdb(module_db):
+    return module_db
 
 
 @pytest.fixture(scope="module")

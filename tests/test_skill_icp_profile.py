@@ -12,10 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from psycopg import sql
 
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.errors import SkillError
 from core.pipeline import run_post_sync
@@ -30,15 +27,8 @@ def write(db, ws_id, table, rows):
 
 
 @pytest.fixture(scope="module")
-def mdb(server_url, template_db):
-    name = f"pandora_test_{os.getpid()}_icp"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def mdb(module_db):
+    return module_db
 
 
 @pytest.fixture(scope="module")

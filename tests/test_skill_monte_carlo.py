@@ -6,16 +6,12 @@ Period FY2026 Q2 (1 April – 30 June 2026), today 15 May 2026: 46 days from tod
 """
 from __future__ import annotations
 
-import os
 import math
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from psycopg import sql
 
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.errors import InputError
 from core.quotas import upsert_quota_period
@@ -26,17 +22,8 @@ TODAY = date(2026, 5, 15)
 
 
 @pytest.fixture(scope="module")
-def db(server_url, template_db):
-    """One database for this module, a workspace per test (every statement of the skills filters on
-    workspace_id): a fresh clone per test would cost more than the tests on a busy machine."""
-    name = f"pandora_test_{os.getpid()}_{__name__.rsplit('.', 1)[-1].removeprefix('test_')}"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def db(module_db):
+    return module_db
 
 
 @pytest.fixture

@@ -17,16 +17,12 @@ Left out: Ben's lost 70k, Ben's 500k due next quarter.
 """
 from __future__ import annotations
 
-import os
 from datetime import date
 from decimal import Decimal
 
 import pytest
-from psycopg import sql
 
 from core.context import update_section
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.quotas import set_rep_quota, upsert_quota_period
 from core.settings import Settings
@@ -37,17 +33,8 @@ TODAY = date(2026, 5, 20)
 
 
 @pytest.fixture(scope="module")
-def db(server_url, template_db):
-    """One database for this module, a workspace per test (every statement of the skills filters on
-    workspace_id): a fresh clone per test would cost more than the tests on a busy machine."""
-    name = f"pandora_test_{os.getpid()}_{__name__.rsplit('.', 1)[-1].removeprefix('test_')}"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def db(module_db):
+    return module_db
 
 
 @pytest.fixture

@@ -10,10 +10,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from psycopg import sql
 
-from core.db import embedded
-from core.db.database import Database, check_connect
 from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun
 from core.pipeline.associations import infer_associations
@@ -25,15 +22,8 @@ TODAY = date(2026, 3, 2)
 
 
 @pytest.fixture(scope="module")
-def mdb(server_url, template_db):
-    name = f"pandora_test_{os.getpid()}_threads"
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_db)))
-    database = Database(embedded.with_database(server_url, name), min_size=1, max_size=4)
-    yield database
-    database.close()
-    with check_connect(server_url) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def mdb(module_db):
+    return module_db
 
 
 @pytest.fixture(scope="module")
