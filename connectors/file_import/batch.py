@@ -1,11 +1,13 @@
 """The import batch lifecycle: pending (preview) → applied → rolled_back.
 
-- `preview` reads the whole file once, classifies it, maps its columns, parses every row and stores a pending
-  batch (entity, mapping, counts, 5 sample rows as they would be stored, errors, warnings). It writes nothing
-  to entity tables. The file is copied under `$PANDORA_HOME/imports/` so apply can re-read it later.
-- `apply` re-reads the file in one transaction through the one upsert path, recording for every row it
-  inserted or updated what it wrote (and the prior image of updated rows) in `import_batch_changes`; then
-  the post-sync pipeline links the new rows.
+- `preview` copies the file under `$PANDORA_HOME/imports/<batch>/` and reads that copy once: classifies it,
+  maps its columns, parses every row and stores a pending batch (entity, mapping, counts, 5 sample rows as they
+  would be stored, errors, warnings). It writes nothing to entity tables. The parsed rows are kept beside the
+  copy (`parsers.ParsedPages`), keyed by everything they depend on.
+- `apply` writes, in one transaction through the one upsert path, the rows preview kept (or parses the copy
+  again when anything they depend on changed since, e.g. a stage mapping), serialising the next page in a worker
+  thread while the server loads the current one; it records for every row it inserted or updated what it wrote
+  (and the prior image of updated rows) in `import_batch_changes`; then the post-sync pipeline links the rows.
 - `rollback` is true: inserted rows are deleted and updated rows get their prior values back. A row changed
   since by a later batch (or anything else) makes it refuse, naming the later change, unless forced.
 """
@@ -15,6 +17,7 @@ import hashlib
 import shutil
 import time
 import uuid
+from dataclasses import astuple
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,13 +28,14 @@ from psycopg.types.json import Jsonb
 
 from connectors.file_import.mapping import ENTITIES, apply_overrides, map_columns
 from connectors.file_import.read import open_table
-from connectors.file_import.transform import SOURCE, RowError, Transformer
-from core.db.upsert import upsert_rows
+from connectors.file_import.parsers import BulkGcPause, ParsedPages, Prefetch
+from connectors.file_import.transform import SOURCE, RowError, StageGuess, Transformer
+from core.db.upsert import prepare_rows, table_columns, upsert_rows
 from core.errors import InputError, NotFound
 from core.pipeline import run_post_sync
 from core.pipeline.references import clear_dangling_references
 
-CHUNK = 5000
+CHUNK = 10_000  # rows a page: one COPY, one change record, one stored page
 MAX_STORED_ERRORS = 500
 SAMPLE_ROWS = 5
 
@@ -90,22 +94,27 @@ def _classify(settings, headers, sample, entity: str | None):
     return result.entity, dict(result.columns), info, warnings
 
 
-def _scan(reader, transformer: Transformer, filename: str):
-    """One pass over the file: (rows, good rows iterator results...) for preview."""
+def _scan(reader, transformer: Transformer, filename: str, pages: ParsedPages):
+    """Preview's one pass over the file: counts, first errors, sample rows; every page is kept for apply."""
     rows = skipped = 0
     errors: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
-    for chunk in reader.chunks(CHUNK):
-        for number, cells in chunk:
-            rows += 1
-            out = transformer.row(number, cells)
-            if isinstance(out, RowError):
-                skipped += 1
-                if len(errors) < MAX_STORED_ERRORS:
-                    errors.append(_error(out, filename))
-            elif len(samples) < SAMPLE_ROWS:
-                samples.append(_jsonable(out))
+    for page in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS):
+        good, page_errors, page_skipped = page
+        rows += len(good) + page_skipped
+        skipped += page_skipped
+        errors += [_error(RowError(*e), filename) for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
+        samples += [_jsonable(out) for out in good[:SAMPLE_ROWS - len(samples)]]
+        pages.add(page)
     return rows, skipped, errors, samples
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _error(err: RowError, filename: str) -> dict[str, Any]:
@@ -139,45 +148,56 @@ def preview(db, settings, workspace_id, path: str | Path, *, entity: str | None 
             ) -> dict[str, Any]:
     path = Path(path)
     filename = filename or path.name
-    with open_table(path, sheet=sheet, max_bytes=settings.import_max_bytes, filename=filename) as reader:
-        info = reader.info
-        sample = [cells for _, cells in reader.sample(10)]
-        entity, columns, classification, warnings = _classify(settings, info.headers, sample, entity)
-        with db.connection() as conn:
-            saved = _saved_mappings(conn, workspace_id).get(entity, {})
-            stage_map = _stage_map(conn, workspace_id)
-            warnings += _order_warning(conn, workspace_id, entity)
-        saved = {h: f for h, f in saved.items() if h in info.headers}
-        columns = apply_overrides(columns, {**saved, **(overrides or {})}, entity)
-        transformer = Transformer.build(entity, info.headers, columns, sample, stage_map=stage_map)
-        rows, skipped, errors, samples = _scan(reader, transformer, filename)
-    warnings += _stage_warnings(transformer)
-    if skipped:
-        warnings.append(f"{skipped} of {rows} rows have errors and will be skipped")
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    with db.connection() as conn:
-        batch = conn.execute(
-            """INSERT INTO import_batches (workspace_id, filename, file_size, file_sha256, sheet, entity, status,
-                   classification, mapping, row_count, skipped, errors, warnings, sample_rows, created_by, options)
-               VALUES (%(workspace_id)s, %(filename)s, %(size)s, %(sha)s, %(sheet)s, %(entity)s, 'pending',
-                   %(classification)s, %(mapping)s, %(rows)s, %(skipped)s, %(errors)s, %(warnings)s, %(samples)s,
-                   %(created_by)s, %(options)s)
-               RETURNING id""",
-            {"workspace_id": workspace_id, "filename": filename, "size": path.stat().st_size, "sha": digest.hexdigest(),
-             "sheet": info.sheet, "entity": entity, "classification": Jsonb(classification), "mapping": Jsonb(columns),
-             "rows": rows, "skipped": skipped, "errors": Jsonb(errors), "warnings": Jsonb(warnings),
-             "samples": Jsonb(samples), "created_by": created_by,
-             "options": Jsonb({"sheet": sheet, "overrides": overrides or {}, "format": info.format,
-                               "header_row": info.header_row})},
-        ).fetchone()
-        stored = settings.pandora_home / "imports" / str(batch["id"]) / Path(filename).name
-        stored.parent.mkdir(parents=True, exist_ok=True)
+    batch_id = uuid.uuid4()
+    home = settings.pandora_home / "imports" / str(batch_id)
+    stored = home / Path(filename).name
+    pages = ParsedPages(home, stored.name)
+    try:
+        with open_table(path, sheet=sheet, max_bytes=settings.import_max_bytes, filename=filename):
+            pass  # an unreadable file is refused before anything is stored
+        # Everything below reads our copy: the counts, the kept pages and file_sha256 describe the same bytes.
+        home.mkdir(parents=True)
         shutil.copyfile(path, stored)
-        conn.execute("UPDATE import_batches SET stored_path = %(p)s WHERE workspace_id = %(workspace_id)s AND id = %(id)s",
-                     {"p": str(stored), "workspace_id": workspace_id, "id": batch["id"]})
+        with open_table(stored, sheet=sheet, max_bytes=settings.import_max_bytes, filename=filename) as reader:
+            info = reader.info
+            sample = [cells for _, cells in reader.sample(10)]
+            entity, columns, classification, warnings = _classify(settings, info.headers, sample, entity)
+            with db.connection() as conn:
+                saved = _saved_mappings(conn, workspace_id).get(entity, {})
+                stage_map = _stage_map(conn, workspace_id)
+                warnings += _order_warning(conn, workspace_id, entity)
+            saved = {h: f for h, f in saved.items() if h in info.headers}
+            columns = apply_overrides(columns, {**saved, **(overrides or {})}, entity)
+            transformer = Transformer.build(entity, info.headers, columns, sample, stage_map=stage_map)
+            pages.start(transformer.typed_fields())
+            with BulkGcPause():
+                rows, skipped, errors, samples = _scan(reader, transformer, filename, pages)
+        warnings += _stage_warnings(transformer)
+        if skipped:
+            warnings.append(f"{skipped} of {rows} rows have errors and will be skipped")
+        sha = _sha256(stored)
+        pages.seal(ParsedPages.key(transformer.signature(), sha, CHUNK),
+                   [astuple(g) for g in transformer.stage_guesses.values()])
+        with db.connection() as conn:
+            batch = conn.execute(
+                """INSERT INTO import_batches (workspace_id, id, filename, file_size, file_sha256, sheet, entity, status,
+                       classification, mapping, row_count, skipped, errors, warnings, sample_rows, created_by, options,
+                       stored_path)
+                   VALUES (%(workspace_id)s, %(id)s, %(filename)s, %(size)s, %(sha)s, %(sheet)s, %(entity)s, 'pending',
+                       %(classification)s, %(mapping)s, %(rows)s, %(skipped)s, %(errors)s, %(warnings)s, %(samples)s,
+                       %(created_by)s, %(options)s, %(stored)s)
+                   RETURNING id""",
+                {"workspace_id": workspace_id, "id": batch_id, "filename": filename, "size": stored.stat().st_size,
+                 "sha": sha, "sheet": info.sheet, "entity": entity, "classification": Jsonb(classification),
+                 "mapping": Jsonb(columns), "rows": rows, "skipped": skipped, "errors": Jsonb(errors),
+                 "warnings": Jsonb(warnings), "samples": Jsonb(samples), "created_by": created_by,
+                 "options": Jsonb({"sheet": sheet, "overrides": overrides or {}, "format": info.format,
+                                   "header_row": info.header_row}), "stored": str(stored)},
+            ).fetchone()
+    except BaseException:
+        pages.discard()
+        shutil.rmtree(home, ignore_errors=True)
+        raise
     return get_batch(db, workspace_id, batch["id"])
 
 
@@ -198,29 +218,37 @@ def _load(conn, workspace_id, batch_id, *, lock: bool = False) -> dict[str, Any]
     return row
 
 
-_CHANGES_STAGE = "CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid, action text, prior jsonb) ON COMMIT DROP"
+_CHANGES_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid, action text, prior jsonb, written_hash text)"
+                  " ON COMMIT DROP")
 
 
 def _record_changes(conn, workspace_id, batch_id, entity: str, result) -> None:
     """Remember what this page wrote (with the digest it wrote), keeping the first action per row: a row the
-    batch inserted and a later line of the same file updated is still 'inserted' (rollback deletes it)."""
-    if not result.inserted_ids and not result.prior:
+    batch inserted and a later line of the same file updated is still 'inserted' (rollback deletes it).
+
+    Everything comes from `result` (ids and digests as written), so the entity table is never read back. An
+    inserted row has an id no earlier page can have recorded, so those go straight in; updated rows may have
+    been recorded by an earlier page and are merged through a temp table."""
+    ident = {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity}
+    inserted = [(row_id, digest) for row_id, action, digest in result.written_rows if action == "inserted"]
+    if inserted:
+        with conn.cursor().copy("COPY import_batch_changes (workspace_id, batch_id, entity, row_id, action,"
+                                " written_hash) FROM STDIN") as copy:
+            prefix = f"{workspace_id}\t{batch_id}\t{entity}\t"
+            copy.write("".join(f"{prefix}{row_id.hex}\tinserted\t{digest}\n" for row_id, digest in inserted).encode())
+    if not result.prior:
         return
+    digests = {str(row_id): digest for row_id, action, digest in result.written_rows if action == "updated"}
     conn.execute(_CHANGES_STAGE)
     conn.execute("TRUNCATE _import_changes")
-    with conn.cursor().copy("COPY _import_changes (row_id, action, prior) FROM STDIN") as copy:
-        for row_id in result.inserted_ids:
-            copy.write_row((row_id, "inserted", None))
+    with conn.cursor().copy("COPY _import_changes (row_id, action, prior, written_hash) FROM STDIN") as copy:
         for prior in result.prior:
-            copy.write_row((prior["id"], "updated", Jsonb(prior)))
+            copy.write_row((prior["id"], "updated", Jsonb(prior), digests[str(prior["id"])]))
     conn.execute(
-        sql.SQL(
-            "INSERT INTO import_batch_changes (workspace_id, batch_id, entity, row_id, action, prior, written_hash)"
-            " SELECT %(workspace_id)s, %(batch_id)s, %(entity)s, c.row_id, c.action, c.prior, t.row_hash"
-            " FROM _import_changes c JOIN {} t ON t.workspace_id = %(workspace_id)s AND t.id = c.row_id"
-            " ON CONFLICT (workspace_id, batch_id, entity, row_id) DO UPDATE SET written_hash = EXCLUDED.written_hash"
-        ).format(sql.Identifier(entity)),
-        {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity},
+        "INSERT INTO import_batch_changes (workspace_id, batch_id, entity, row_id, action, prior, written_hash)"
+        " SELECT %(workspace_id)s, %(batch_id)s, %(entity)s, row_id, action, prior, written_hash FROM _import_changes"
+        " ON CONFLICT (workspace_id, batch_id, entity, row_id) DO UPDATE SET written_hash = EXCLUDED.written_hash",
+        ident,
     )
 
 
@@ -261,24 +289,28 @@ def _apply(db, settings, workspace_id, batch_id, run_pipeline: bool, started: fl
         stage_map = _stage_map(conn, workspace_id)
         inserted = updated = unchanged = skipped = 0
         errors: list[dict[str, Any]] = []
+        kept = ParsedPages(stored.parent, stored.name)
         with open_table(stored, sheet=batch["sheet"], max_bytes=settings.import_max_bytes,
                         filename=batch["filename"]) as reader:
             sample = [cells for _, cells in reader.sample(10)]
             transformer = Transformer.build(entity, reader.info.headers, columns, sample, stage_map=stage_map)
-            for chunk in reader.chunks(CHUNK):
-                good = []
-                for number, cells in chunk:
-                    out = transformer.row(number, cells)
-                    if isinstance(out, RowError):
-                        skipped += 1
-                        if len(errors) < MAX_STORED_ERRORS:
-                            errors.append(_error(out, batch["filename"]))
-                    else:
-                        good.append(out)
-                result = upsert_rows(conn, entity, workspace_id, good, capture_prior=True)
-                _record_changes(conn, workspace_id, batch["id"], entity, result)
-                inserted, updated, unchanged = inserted + result.inserted, updated + result.updated, unchanged + result.unchanged
-        for guess in transformer.stage_guesses.values():
+            # What preview parsed, unless anything the rows depend on changed since (e.g. `pandora stages set`).
+            cached = kept.load(ParsedPages.key(transformer.signature(), _sha256(stored), CHUNK))
+            pages = cached[0] if cached else transformer.pages(reader, CHUNK, MAX_STORED_ERRORS)
+            writable = table_columns(conn, entity)
+            serialised = ((prepare_rows(entity, writable, good, new_ids=True), errs, n) for good, errs, n in pages)
+            # The next page is read (or parsed) and serialised in a worker thread while the server loads this one.
+            with BulkGcPause(), Prefetch(serialised) as produced:
+                for prepared, page_errors, page_skipped in produced:
+                    skipped += page_skipped
+                    errors += [_error(RowError(*e), batch["filename"])
+                               for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
+                    result = upsert_rows(conn, entity, workspace_id, prepared, capture_prior=True)
+                    _record_changes(conn, workspace_id, batch["id"], entity, result)
+                    inserted, updated = inserted + result.inserted, updated + result.updated
+                    unchanged += result.unchanged
+        guesses = [StageGuess(*g) for g in cached[1]] if cached else transformer.stage_guesses.values()
+        for guess in guesses:
             conn.execute(
                 "INSERT INTO stage_mappings (workspace_id, source, raw_stage, stage_normalized, origin, confidence)"
                 " VALUES (%(workspace_id)s, %(source)s, %(raw)s, %(stage)s, %(origin)s, %(confidence)s)"
@@ -303,6 +335,7 @@ def _apply(db, settings, workspace_id, batch_id, run_pipeline: bool, started: fl
             {"workspace_id": workspace_id, "id": batch["id"], "inserted": inserted, "updated": updated,
              "skipped": skipped, "errors": Jsonb(errors)},
         )
+    kept.discard()  # applied: the parsed pages are no longer needed (rollback uses import_batch_changes)
     result = get_batch(db, workspace_id, batch_id)
     result["unchanged"] = unchanged
     if run_pipeline:

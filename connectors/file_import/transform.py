@@ -12,10 +12,13 @@ What goes where:
   importing the same file twice creates nothing new;
 - contacts' `associated_deals` → `custom_fields.associated_deals` (a list), activities' deal / account names →
   `custom_fields`, their contact email → `participants` (association inference and the linker read them).
+`Transformer.pages()` reads a whole file as pages of rows; `signature()` names everything a row depends on
+besides its cells (the key of the pages preview keeps for apply, see `parsers.ParsedPages`).
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,6 +26,7 @@ from typing import Any
 
 from connectors.file_import import values as V
 from connectors.file_import.mapping import FIELDS, stable_source_id
+from connectors.file_import.parsers import Page, column_parser
 from core.errors import InputError
 from core.stages import CLOSED_STAGES, closed_flags, forecast_category_for, normalize_stage, to_percent, validate_stage
 
@@ -40,6 +44,7 @@ class RowError:
         return {"row": self.row, "column": self.column, "message": self.message}
 
 
+_MISSING = object()
 KNOWN_STAGE_CONFIDENCE = 0.85  # a default map of some CRM (or the words "closed won/lost") knows the stage
 
 
@@ -65,6 +70,11 @@ def _cell_text(value: Any) -> str | None:
     return text or None
 
 
+def _text_value(cell: Any, text: str) -> str | None:
+    """A text-kind column's value for a non-str (Excel) cell, as `values.parse_text` reads it."""
+    return V.parse_text(cell) if not isinstance(cell, (int, float, Decimal)) else text
+
+
 @dataclass
 class Transformer:
     entity: str
@@ -77,6 +87,20 @@ class Transformer:
     # Natural-key ids already given out in this file (as ints, to stay small for million-row files): a second
     # row with the same key is a second record, numbered in file order, so re-importing gives the same ids.
     _seen_keys: dict[int, int] = field(default_factory=dict)
+    # Decided once per column: (header, target field or None, parser or None for text, is an amount).
+    _plan: list[tuple[str, str | None, Any, bool]] = field(default_factory=list, init=False, repr=False)
+    # normalize_stage and friends are pure: a file has a handful of distinct (stage, probability, flags).
+    _stage_memo: dict[tuple, tuple[str, float, str]] = field(default_factory=dict, init=False, repr=False)
+    _forecast_memo: dict[tuple, str] = field(default_factory=dict, init=False, repr=False)
+    _percent_memo: dict[Decimal, Decimal | None] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        specs = FIELDS[self.entity]
+        for header in self.headers:
+            target = self.mapping.get(header)
+            kind = specs[target].type if target in specs else "text"
+            parse = None if target is None else column_parser(kind, self.date_orders.get(header, "mdy"))
+            self._plan.append((header, target, parse, kind == "amount"))
 
     @classmethod
     def build(cls, entity: str, headers: list[str], mapping: dict[str, str | None], sample: list[list[Any]],
@@ -92,54 +116,39 @@ class Transformer:
         return cls(entity, headers, mapping, stage_map or {}, orders, id_column)
 
     def row(self, number: int, cells: list[Any]) -> dict[str, Any] | RowError:
-        specs = FIELDS[self.entity]
         out: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         raw: dict[str, str] = {}
         currency_from_amount = None
-        for header, cell in zip(self.headers, cells):
-            text = _cell_text(cell)
-            if text is None:
-                continue
+        for (header, target, parse, is_amount), cell in zip(self._plan, cells):
+            if cell.__class__ is str:  # a CSV cell (read.py already made blank ones None)
+                text = cell = cell.strip()
+                if not text:
+                    continue
+            else:
+                text = _cell_text(cell)
+                if text is None:
+                    continue
             raw[header] = text
-            target = self.mapping.get(header)
             if target is None:
                 custom[header] = text
                 continue
-            kind = specs[target].type if target in specs else "text"
-            try:
-                value = self._parse(kind, header, cell)
-            except ValueError as exc:
-                return RowError(number, header, str(exc))
+            if parse is None:
+                value = text if cell is text else _text_value(cell, text)
+            else:
+                try:  # parsers strip their input themselves, so the stripped text reads the same as the cell
+                    value = parse(cell)
+                except ValueError as exc:
+                    return RowError(number, header, str(exc))
             if value is None:
                 continue
-            if kind == "amount":
+            if is_amount:
                 value, code = value
                 currency_from_amount = currency_from_amount or code
             if target in out:  # a second column for the same field never overwrites the first
                 continue
             out[target] = value
         return self._finish(number, out, custom, raw, currency_from_amount)
-
-    def _parse(self, kind: str, header: str, cell: Any) -> Any:
-        if kind == "amount":
-            amount, code = V.parse_amount(cell)
-            return None if amount is None else (amount, code)
-        if kind == "date":
-            return V.parse_date(cell, self.date_orders.get(header, "mdy"))
-        if kind == "datetime":
-            return V.parse_datetime(cell, self.date_orders.get(header, "mdy"))
-        if kind == "percent":
-            return V.parse_percent(cell)
-        if kind == "email":
-            return V.parse_email(cell)
-        if kind == "domain":
-            return V.parse_domain(cell)
-        if kind == "bool":
-            return V.parse_bool(cell)
-        if kind == "int":
-            return V.parse_int(cell)
-        return V.parse_text(cell) if not isinstance(cell, (int, float, Decimal)) else _cell_text(cell)
 
     def _finish(self, number: int, out: dict[str, Any], custom: dict[str, Any], raw: dict[str, str],
                 currency: str | None) -> dict[str, Any] | RowError:
@@ -169,7 +178,7 @@ class Transformer:
                 pass
         try:
             if "probability" in out:
-                out["probability"] = to_percent(out["probability"])
+                out["probability"] = self._to_percent(out["probability"])
         except InputError as exc:
             return RowError(number, self._header_of("probability"), exc.message)
         if entity == "deals":
@@ -189,24 +198,75 @@ class Transformer:
         self._seen_keys[key] = n + 1
         return sid if n == 0 else stable_source_id(self.entity, row, occurrence=n)
 
+    def pages(self, reader, size: int, max_errors: int) -> Iterator[Page]:
+        """The reader's rows as pages of (good rows, first `max_errors` errors as (row, column, message), rows
+        skipped), `size` lines a page."""
+        for chunk in reader.chunks(size):
+            good: list[dict[str, Any]] = []
+            errors: list[tuple[int, str | None, str]] = []
+            skipped = 0
+            for number, cells in chunk:
+                out = self.row(number, cells)
+                if out.__class__ is RowError:
+                    skipped += 1
+                    if len(errors) < max_errors:
+                        errors.append((out.row, out.column, out.message))
+                else:
+                    good.append(out)
+            yield good, errors, skipped
+
+    def typed_fields(self) -> tuple[str, ...]:
+        """The fields whose values may be numbers or dates (Decimal, date, datetime) rather than text."""
+        specs = FIELDS[self.entity]
+        kinds = ("amount", "percent", "date", "datetime")
+        return tuple({"probability", *(f for f in self.mapping.values() if f in specs and specs[f].type in kinds)})
+
+    def signature(self) -> dict[str, Any]:
+        """Everything `row()` depends on besides the cells, as JSON: the key of the pages preview keeps."""
+        firsts = {f: self._header_of(f) for f in self.mapping.values() if f is not None}
+        return {"entity": self.entity, "headers": self.headers, "mapping": sorted(self.mapping.items(), key=str),
+                "first_header": sorted(firsts.items()), "id_column": self.id_column,
+                "date_orders": sorted(self.date_orders.items()), "stage_map": sorted(self.stage_map.items())}
+
     def _header_of(self, target: str) -> str | None:
         return next((h for h, f in self.mapping.items() if f == target), None)
 
+    def _to_percent(self, value: Any) -> Decimal | None:
+        if value.__class__ is not Decimal:
+            return to_percent(value)
+        percent = self._percent_memo.get(value, _MISSING)  # to_percent reads a Decimal by its value alone
+        if percent is _MISSING:
+            percent = self._percent_memo[value] = to_percent(value)
+        return percent
+
     def _stage(self, out: dict[str, Any]) -> None:
-        closed, won = closed_flags(out.pop("deal_status", None), out.pop("is_closed", None), out.pop("is_won", None))
+        status, is_closed, is_won = out.pop("deal_status", None), out.pop("is_closed", None), out.pop("is_won", None)
+        if status is None and is_closed is None and is_won is None:
+            closed = won = None  # what closed_flags says when nothing says anything
+        else:
+            closed, won = closed_flags(status, is_closed, is_won)
         raw = out.get("stage")
         if not raw:
             if closed:  # a Pipedrive-style status with no stage column still says how the deal ended
                 out["stage_normalized"] = "closed_won" if won else "closed_lost"
             return
-        normalized, confidence, reason = normalize_stage(raw, SOURCE, self.stage_map, probability=out.get("probability"),
-                                                         is_closed=closed, is_won=won)
+        probability = out.get("probability")
+        key = (raw, probability, probability.__class__, closed, won)
+        if (stage := self._stage_memo.get(key)) is None:
+            stage = self._stage_memo[key] = normalize_stage(raw, SOURCE, self.stage_map, probability=probability,
+                                                            is_closed=closed, is_won=won)
+        normalized, confidence, reason = stage
         out["stage_normalized"] = normalized
         if raw not in self.stage_map:  # remembered on apply; only real guesses are worth a warning
-            guess = self.stage_guesses.setdefault(raw, StageGuess(raw, normalized, confidence, reason))
+            guess = self.stage_guesses.get(raw)
+            if guess is None:
+                guess = self.stage_guesses[raw] = StageGuess(raw, normalized, confidence, reason)
             guess.rows += 1
         if "forecast_category" not in out:
-            out["forecast_category"] = forecast_category_for(normalized, out.get("probability"))
+            key = (normalized, probability, probability.__class__)
+            if (forecast := self._forecast_memo.get(key)) is None:
+                forecast = self._forecast_memo[key] = forecast_category_for(normalized, probability)
+            out["forecast_category"] = forecast
         if normalized in CLOSED_STAGES and "probability" not in out:
             out["probability"] = Decimal(100 if normalized == "closed_won" else 0)
 

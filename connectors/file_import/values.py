@@ -29,6 +29,11 @@ _TRAILING_CURRENCY = re.compile(rf"(?<![A-Za-z])({_CURRENCY})$")
 _MULTIPLIERS = {"k": 10**3, "m": 10**6, "mm": 10**6, "mn": 10**6, "b": 10**9, "bn": 10**9}
 _WITH_MULTIPLIER = re.compile(r"^(.*?\d)\s*(k|mm|mn|m|bn|b)?$", re.I)
 _SPACE_GROUPS = re.compile(r"^\d{1,3}([ '’]\d{3})+([.,]\d+)?$")
+_GROUP_SPACE = re.compile(r"[ '’]")
+_NUMBER_TEXT = re.compile(r"\d[\d.,]*|[.,]\d+")
+_GROUPED_WHOLE = {mark: re.compile(rf"\d{{1,3}}(\{mark}\d{{3}})*") for mark in ",."}
+_LONE_GROUP = {mark: re.compile(rf"[1-9]\d{{0,2}}\{mark}\d{{3}}") for mark in ",."}
+_GROUPED = {mark: re.compile(rf"\d{{1,3}}(\{mark}\d{{3}})+") for mark in ",."}
 
 EXCEL_SERIAL_RANGE = (20000, 80000)  # 1954-10-03 … 2119-01-10: a plain number outside this is not a date
 _MONTHS = {name: i for i, names in enumerate(
@@ -36,6 +41,11 @@ _MONTHS = {name: i for i, names in enumerate(
      "aug august", "sep sept september", "oct october", "nov november", "dec december"], 1) for name in names.split()}
 _IGNORED_WORDS = {"mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "monday", "tuesday",
                   "wednesday", "thursday", "friday", "saturday", "sunday", "st", "nd", "rd", "th", "of"}
+_COMPACT_DATE = re.compile(r"(19|20)\d{6}")
+_DIGITS = re.compile(r"\d+(\.\d+)?")
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_WORDS = re.compile(r"[A-Za-z0-9\s,./'-]+")
+_DATE_TOKEN = re.compile(r"[a-z]+|\d+")
 _NUMERIC_DATE = re.compile(r"^(\d{1,4})([-/.])(\d{1,2})\2(\d{1,4})\.?$")
 _TIME = re.compile(r"(?:T|\s+)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(?:([AaPp])\.?[Mm]\.?)?"
                    r"\s*(Z|UTC|GMT|[+-]\d{2}:?\d{2}|[+-]\d{2})?$")
@@ -46,6 +56,12 @@ _RANGE = re.compile(r"^(\d[\d.,\s]*[km]?)\s*(?:-|–|—|to)\s*(\d[\d.,\s]*[km]?
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63})$")
 _LABEL = r"[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]*[a-z0-9\u00a1-\uffff])?"
 _DOMAIN = re.compile(rf"^(?:{_LABEL}\.)+[a-z\u00a1-\uffff]{{2,63}}$")  # the last label (TLD) has no digits
+_ANGLE_ADDRESS = re.compile(r"<([^<>]*)>\s*$")
+_MAILTO = re.compile(r"^mailto:", re.I)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_PATH_START = re.compile(r"[/?#]")
+_PORT = re.compile(r":\d*$")
+_NON_WORD = re.compile(r"[\W_]+")
 LEGAL_SUFFIXES = frozenset(
     "inc incorporated llc ltd limited corp corporation co company group holdings technologies tech solutions "
     "services gmbh ag sa sas bv nv plc pty srl oy ab kk".split())
@@ -81,24 +97,24 @@ def _plain_number(text: str, point_groups: bool = False) -> Decimal:
     exactly three digits (`1,234`) → thousands, otherwise (`1,5`) → decimal. A single point is decimal, except with
     `point_groups` (money and counts never carry three decimals, so `1.234 €` is 1234) when three digits follow."""
     s = text.replace("\u00a0", " ").replace("\u202f", " ").strip()
-    if re.search(r"[ '’]", s):
+    if _GROUP_SPACE.search(s):
         if not _SPACE_GROUPS.match(s):
             raise ValueError(s)
-        s = re.sub(r"[ '’]", "", s)
-    if not re.fullmatch(r"\d[\d.,]*|[.,]\d+", s):
+        s = _GROUP_SPACE.sub("", s)
+    if not _NUMBER_TEXT.fullmatch(s):
         raise ValueError(s)
     if "." in s and "," in s:
         mark = "." if s.rfind(".") > s.rfind(",") else ","
         whole, frac = s.rsplit(mark, 1)
         thousands = "," if mark == "." else "."
-        if not re.fullmatch(rf"\d{{1,3}}(\{thousands}\d{{3}})*", whole) or not frac.isdigit():
+        if not _GROUPED_WHOLE[thousands].fullmatch(whole) or not frac.isdigit():
             raise ValueError(s)
         return Decimal(whole.replace(thousands, "") + "." + frac)
     for mark in ",.":
         count = s.count(mark)
-        lone_group = (mark == "," or point_groups) and re.fullmatch(rf"[1-9]\d{{0,2}}\{mark}\d{{3}}", s)
+        lone_group = (mark == "," or point_groups) and _LONE_GROUP[mark].fullmatch(s)
         if count > 1 or lone_group:
-            if not re.fullmatch(rf"\d{{1,3}}(\{mark}\d{{3}})+", s):
+            if not _GROUPED[mark].fullmatch(s):
                 raise ValueError(s)
             return Decimal(s.replace(mark, ""))
     return Decimal(s.replace(",", "."))
@@ -237,9 +253,9 @@ def parse_email(value: Any) -> str | None:
     if _blank(value):
         return None
     text = str(value).strip()
-    if (match := re.search(r"<([^<>]*)>\s*$", text)) is not None:
+    if (match := _ANGLE_ADDRESS.search(text)) is not None:
         text = match.group(1)
-    text = re.sub(r"^mailto:", "", text.strip(), flags=re.I).split("?")[0].strip().lower()
+    text = _MAILTO.sub("", text.strip()).split("?")[0].strip().lower()
     if not _EMAIL.match(text):
         raise _bad(value, "an email address", "jane@acme.io")
     return text
@@ -252,9 +268,9 @@ def parse_domain(value: Any) -> str | None:
     text = str(value).strip().lower()
     if "://" not in text and "@" in text:
         text = text.rsplit("@", 1)[1]
-    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
-    text = re.split(r"[/?#]", text, maxsplit=1)[0].rsplit("@", 1)[-1]
-    text = re.sub(r":\d*$", "", text).rstrip(".")
+    text = _SCHEME.sub("", text)
+    text = _PATH_START.split(text, maxsplit=1)[0].rsplit("@", 1)[-1]
+    text = _PORT.sub("", text).rstrip(".")
     text = text[4:] if text.startswith("www.") else text
     if not _DOMAIN.match(text):
         raise _bad(value, "a domain", "acme.io")
@@ -269,7 +285,7 @@ def normalize_company_name(name: Any) -> str:
     (migrations/0004_file_import.sql) that indexes accounts, so it folds no accents and joins no "L.L.C."."""
     if _blank(name):
         return ""
-    text = re.sub(r"[\W_]+", " ", str(name).lower().replace("&", " and "))
+    text = _NON_WORD.sub(" ", str(name).lower().replace("&", " and "))
     return " ".join(word for word in text.split() if word not in LEGAL_SUFFIXES)
 
 
@@ -300,7 +316,7 @@ def _year(text: str) -> int:
 
 
 def _date_part(text: str, order: str) -> date:
-    if re.fullmatch(r"(19|20)\d{6}", text):  # 20260315
+    if _COMPACT_DATE.fullmatch(text):  # 20260315
         return date(int(text[:4]), int(text[4:6]), int(text[6:]))
     if (match := _NUMERIC_DATE.match(text)) is not None:
         a, _, b, c = match.groups()
@@ -312,9 +328,9 @@ def _date_part(text: str, order: str) -> date:
                 month, day = day, month
             year = _year(c)
         return date(year, month, day)
-    if not re.fullmatch(r"[A-Za-z0-9\s,./'-]+", text):
+    if not _DATE_WORDS.fullmatch(text):
         raise ValueError(text)
-    words = [w for w in re.findall(r"[a-z]+|\d+", text.lower()) if w not in _IGNORED_WORDS]
+    words = [w for w in _DATE_TOKEN.findall(text.lower()) if w not in _IGNORED_WORDS]
     months = [w for w in words if not w.isdigit()]
     numbers = [w for w in words if w.isdigit()]
     if len(months) != 1 or months[0] not in _MONTHS or len(numbers) != 2:
@@ -326,10 +342,10 @@ def _date_part(text: str, order: str) -> date:
 def _numeric_datetime(value: Any) -> datetime | None:
     """Compact 20260315, epoch milliseconds (13 digits), epoch seconds (10 digits) or an Excel serial; None if
     the value is not a number at all."""
-    if re.fullmatch(r"(19|20)\d{6}", str(value).strip()):
+    if _COMPACT_DATE.fullmatch(str(value).strip()):
         return datetime.combine(_date_part(str(value).strip(), "ymd"), time(), timezone.utc)
     number = _native_number(value)
-    if number is None and isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+    if number is None and isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         number = Decimal(value.strip())
     if number is None:
         return None
@@ -355,7 +371,7 @@ def parse_date(value: Any, order: str = "mdy") -> date | None:
         if numeric is not None:
             return numeric.date()
         text = str(value).strip()
-        if re.match(r"\d{4}-\d{2}-\d{2}", text):
+        if _ISO_DATE_START.match(text):
             try:
                 return datetime.fromisoformat(text).date()
             except ValueError:
@@ -379,7 +395,7 @@ def parse_datetime(value: Any, order: str = "mdy") -> datetime | None:
         if numeric is not None:
             return numeric
         text = str(value).strip()
-        if re.match(r"\d{4}-\d{2}-\d{2}", text):
+        if _ISO_DATE_START.match(text):
             try:
                 moment = datetime.fromisoformat(text)
                 return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

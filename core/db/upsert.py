@@ -11,7 +11,12 @@ For one page of rows it:
    `INSERT … ON CONFLICT (workspace_id, source, source_id) DO UPDATE … WHERE (old) IS DISTINCT FROM (new)`,
    so a row is only rewritten when a value actually changed.
 It returns inserted / updated / unchanged counts and, on request, the ids of inserted rows and the full prior
-image of updated rows (the file import's rollback restores from them).
+image of updated rows (the file import's rollback restores from them), plus (id, action, row_hash) of every row
+it wrote, so a caller can record what it wrote without reading the table back. A first load asked for those
+generates the new rows' ids itself (random UUIDs, as the tables' gen_random_uuid() default would) instead of
+looking them up. Step 1 can also run ahead of the write: `prepare_rows` (pure CPU, no connection, so a worker
+thread can serialise the next page while the server loads this one) returns `PreparedRows`, which
+`upsert_rows` takes in place of the rows.
 
 It never commits: the caller's transaction decides, so a page and its sync cursor land together.
 Columns a row does not mention are left as they are (on insert they take their defaults); columns owned by
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -51,6 +57,8 @@ class UpsertResult:
     unchanged: int = 0
     inserted_ids: list[uuid.UUID] = field(default_factory=list)
     prior: list[dict[str, Any]] = field(default_factory=list)
+    # With capture_prior: (id, "inserted" | "updated", row_hash) of every row written, in no particular order.
+    written_rows: list[tuple[uuid.UUID, str, str]] = field(default_factory=list)
 
     @property
     def written(self) -> int:
@@ -62,6 +70,7 @@ class UpsertResult:
         self.unchanged += other.unchanged
         self.inserted_ids.extend(other.inserted_ids)
         self.prior.extend(other.prior)
+        self.written_rows.extend(other.written_rows)
         return self
 
     def counts(self) -> dict[str, int]:
@@ -73,6 +82,7 @@ class Column:
     name: str
     type: str
     fallback: Any  # what a missing value becomes when the column is NOT NULL with a constant default
+    default: str | None = None  # the column's default expression, as PostgreSQL prints it
 
 
 _column_cache: dict[tuple[str, str], dict[str, Column]] = {}
@@ -97,7 +107,7 @@ def table_columns(conn: psycopg.Connection, table: str) -> dict[str, Column]:
             fallback = _CONSTANT_DEFAULT.get(default) if notnull else None
             if notnull and default and default.startswith("'") and default.endswith("'::text"):
                 fallback = default[1:-len("'::text")]
-            cols[name] = Column(name, typ, fallback)
+            cols[name] = Column(name, typ, fallback, default)
         _column_cache[key] = cols
     return _column_cache[key]
 
@@ -175,6 +185,32 @@ def _prepare(table: str, columns: dict[str, Column], rows: Iterable[Mapping[str,
     return cols, lines, hashes
 
 
+@dataclass(frozen=True)
+class PreparedRows:
+    """One page serialised by `prepare_rows`, for `upsert_rows` of the same table."""
+    table: str
+    columns: dict[str, Column]
+    cols: list[str]
+    lines: dict[tuple[str, str], str]
+    hashes: dict[tuple[str, str], str]
+    new_ids: tuple[list[uuid.UUID], list[str]] | None = None  # one random id per key, for a first load
+
+
+def prepare_rows(table: str, columns: dict[str, Column], rows: Iterable[Mapping[str, Any]], *,
+                 new_ids: bool = False) -> PreparedRows:
+    """Validate and serialise a page as `upsert_rows` would (same errors), given `table_columns(conn, table)`;
+    with `new_ids`, also draw the ids a first load with capture_prior gives its rows (unused otherwise)."""
+    cols, lines, hashes = _prepare(table, columns, rows)
+    return PreparedRows(table, columns, cols, lines, hashes, _random_ids(len(lines)) if new_ids else None)
+
+
+def _random_ids(n: int) -> tuple[list[uuid.UUID], list[str]]:
+    """n version-4 UUIDs (what gen_random_uuid() makes) and their text, from one read of the OS's randomness."""
+    entropy = os.urandom(16 * n)
+    ids = [uuid.UUID(bytes=entropy[i:i + 16], version=4) for i in range(0, 16 * n, 16)]
+    return ids, [str(i) for i in ids]
+
+
 def _converts(conv, value) -> bool:
     try:
         value is None or conv(value)
@@ -234,16 +270,22 @@ def upsert_rows(
     conn: psycopg.Connection,
     table: str,
     workspace_id: uuid.UUID | str,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[Mapping[str, Any]] | PreparedRows,
     *,
     capture_prior: bool = False,
     force: bool = False,
 ) -> UpsertResult:
-    """Write one page of entity rows for one workspace; see the module docstring. `force` skips the digest
-    shortcut (every row goes through the compare-and-update statement)."""
+    """Write one page of entity rows (or a page `prepare_rows` serialised) for one workspace; see the module
+    docstring. `force` skips the digest shortcut (every row goes through the compare-and-update statement)."""
     columns = table_columns(conn, table)
     workspace_id = str(workspace_id)
-    cols, values, hashes = _prepare(table, columns, rows)
+    drawn = None
+    if isinstance(rows, PreparedRows):
+        if rows.table != table or rows.columns != columns:
+            raise ValueError(f"rows prepared for {rows.table!r} with other columns cannot be written to {table!r}")
+        cols, values, hashes, drawn = rows.cols, rows.lines, rows.hashes, rows.new_ids
+    else:
+        cols, values, hashes = _prepare(table, columns, rows)
     result = UpsertResult(table)
     if not values:
         return result
@@ -251,8 +293,9 @@ def upsert_rows(
     mode = (conn.info.host, conn.info.port, conn.info.dbname, table, workspace_id, frozenset(k[0] for k in values))
     if len(_first_load) > 10_000:
         _first_load.clear()
+    client_ids = capture_prior and columns.get("id", _NO_ID).default == "gen_random_uuid()"
     if not force and _first_load.get(mode, True):
-        if _copy_new(conn, table, write_cols, [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in values]):
+        if _insert_new(conn, table, workspace_id, write_cols, list(values), values, hashes, client_ids, result, drawn):
             return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result)
         _first_load[mode] = False
     existing = _existing(conn, table, workspace_id, list(values))
@@ -261,14 +304,34 @@ def upsert_rows(
     result.unchanged = len(values) - len(todo)
     if not todo:
         return result
-    payload = [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in todo]
-    if not any(k in existing for k in todo) and _copy_new(conn, table, write_cols, payload):
+    if not any(k in existing for k in todo) and _insert_new(conn, table, workspace_id, write_cols, todo, values,
+                                                            hashes, client_ids, result):
         return _all_inserted(conn, table, workspace_id, todo, capture_prior, result)
+    payload = [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in todo]
     try:
         _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, len(todo))
     except psycopg.errors.DataError as exc:
         raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
     return result
+
+
+_NO_ID = Column("id", "uuid", None)
+
+
+def _insert_new(conn, table, workspace_id, write_cols, keys, values, hashes, client_ids: bool, result,
+                drawn: tuple[list[uuid.UUID], list[str]] | None = None) -> bool:
+    """`_copy_new` of these keys; with `client_ids` the ids are generated here (or `drawn` already, one per key)
+    and kept in `result` (the same random UUIDs the gen_random_uuid() default makes), so `_all_inserted` has
+    nothing to look up."""
+    if not client_ids:
+        return _copy_new(conn, table, write_cols, [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in keys])
+    ids, texts = drawn if drawn is not None and len(drawn[0]) == len(keys) else _random_ids(len(keys))
+    payload = [f"{workspace_id}\t{t}\t{values[k]}\t{hashes[k]}\n" for t, k in zip(texts, keys)]
+    if not _copy_new(conn, table, ["workspace_id", "id", *write_cols[1:]], payload):
+        return False
+    result.inserted_ids = ids
+    result.written_rows = [(i, "inserted", hashes[k]) for i, k in zip(ids, keys)]
+    return True
 
 
 def _copy_new(conn, table: str, write_cols: list[str], payload: list[str]) -> bool:
@@ -285,8 +348,10 @@ def _copy_new(conn, table: str, write_cols: list[str], payload: list[str]) -> bo
 
 def _all_inserted(conn, table, workspace_id, keys, capture_prior: bool, result: UpsertResult) -> UpsertResult:
     result.inserted += len(keys)
-    if capture_prior:
-        result.inserted_ids = [v[0] for v in _existing(conn, table, workspace_id, keys).values()]
+    if capture_prior and not result.written_rows:  # ids made by the table's default: look them up
+        found = _existing(conn, table, workspace_id, keys).values()
+        result.inserted_ids = [v[0] for v in found]
+        result.written_rows = [(v[0], "inserted", v[1]) for v in found]
     return result
 
 
@@ -324,19 +389,20 @@ def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, 
         action = sql.SQL("DO NOTHING")
     upsert = sql.SQL(
         "INSERT INTO {} AS t ({}) SELECT {} FROM {} ON CONFLICT (workspace_id, source, source_id) {}"
-        " RETURNING t.id, (t.xmax = 0) AS inserted"
+        " RETURNING t.id, (t.xmax = 0) AS inserted, t.row_hash"
     ).format(ident, col_list, col_list, st, action)
     cur = conn.cursor(row_factory=tuple_row)
     if capture_prior:
         stmt = sql.SQL(
             "WITH prior AS (SELECT t.* FROM {} t JOIN {} s ON t.workspace_id = %(workspace_id)s"
             " AND t.source = s.source AND t.source_id = s.source_id), up AS ({})"
-            " SELECT up.id, up.inserted, CASE WHEN up.inserted THEN NULL ELSE to_jsonb(prior) END"
+            " SELECT up.id, up.inserted, CASE WHEN up.inserted THEN NULL ELSE to_jsonb(prior) END, up.row_hash"
             " FROM up LEFT JOIN prior ON prior.id = up.id"
         ).format(ident, st, upsert)
         rows = cur.execute(stmt, {"workspace_id": workspace_id}).fetchall()
         result.inserted_ids = [r[0] for r in rows if r[1]]
         result.prior = [r[2] for r in rows if not r[1]]
+        result.written_rows = [(r[0], "inserted" if r[1] else "updated", r[3]) for r in rows]
     else:
         rows = cur.execute(upsert).fetchall()
     result.inserted = sum(1 for r in rows if r[1])
