@@ -148,6 +148,17 @@ def _prepare(table: str, columns: dict[str, Column], rows: Iterable[Mapping[str,
     column names and the line, so the same values written under a different column set differ. A value a row
     leaves out is NULL, or the column's constant default when the column is NOT NULL."""
     rows = rows if isinstance(rows, list) else list(rows)
+    cols, data = _plan(table, columns, rows)
+    lines: dict[tuple[str, str], str] = {}
+    hashes: dict[tuple[str, str], str] = {}
+    for key, line, digest in _serialise(table, cols, data, rows):
+        lines[key] = line
+        hashes[key] = digest
+    return cols, lines, hashes
+
+
+def _plan(table: str, columns: dict[str, Column], rows: list[Mapping[str, Any]]):
+    """The page's columns (every key any row uses, validated) and each data column's converter and fallback."""
     cols: list[str] = list(_KEY)
     seen = set(cols)
     for row in rows:
@@ -162,9 +173,13 @@ def _prepare(table: str, columns: dict[str, Column], rows: Iterable[Mapping[str,
         conv = _json_text if columns[c].type == "jsonb" else _scalar_text
         fallback = columns[c].fallback
         data.append((c, conv, _NULL if fallback is None else conv(fallback)))
+    return cols, data
+
+
+def _serialise(table: str, cols: list[str], data: list, rows: list[Mapping[str, Any]]):
+    """(key, COPY line, digest) per row, lazily: a first load streams these into COPY while the server is
+    still loading the lines before them."""
     prefix = ("\x1e".join(cols) + "\x1d").encode()
-    lines: dict[tuple[str, str], str] = {}
-    hashes: dict[tuple[str, str], str] = {}
     blake, special = hashlib.blake2b, _SPECIAL.search
     for n, row in enumerate(rows, 1):
         src, sid = row.get("source"), row.get("source_id")
@@ -180,9 +195,7 @@ def _prepare(table: str, columns: dict[str, Column], rows: Iterable[Mapping[str,
             raise InputError(f"{table} row {n}: column {bad!r}: {exc}", row=n, field=bad) from None
         if "\x00" in line:
             raise InputError(f"{table} row {n} contains a NUL character, which PostgreSQL text cannot hold", row=n)
-        lines[key] = line
-        hashes[key] = blake(prefix + line.encode(), digest_size=16).hexdigest()
-    return cols, lines, hashes
+        yield key, line, blake(prefix + line.encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -245,7 +258,8 @@ def _existing(conn, table, workspace_id, keys) -> dict[tuple[str, str], tuple[uu
 
 
 def _copy(conn, target: sql.Composable, cols: list[str], lines: Iterable[str]) -> None:
-    """COPY pre-serialised text lines (`_prepare` did the escaping), sent in chunks of about 1 MB."""
+    """COPY pre-serialised text lines (`_serialise` did the escaping), sent in chunks of about 128 kB so the
+    server loads while the client is still serialising (when `lines` is a generator)."""
     stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, cols)))
     with conn.cursor().copy(stmt) as copy:
         batch: list[str] = []
@@ -253,7 +267,7 @@ def _copy(conn, target: sql.Composable, cols: list[str], lines: Iterable[str]) -
         for line in lines:
             batch.append(line)
             size += len(line)
-            if size > 1 << 20:
+            if size > 1 << 17:
                 copy.write("".join(batch).encode())
                 batch, size = [], 0
         if batch:
@@ -280,20 +294,31 @@ def upsert_rows(
     columns = table_columns(conn, table)
     workspace_id = str(workspace_id)
     drawn = None
+    client_ids = capture_prior and columns.get("id", _NO_ID).default == "gen_random_uuid()"
+    result = UpsertResult(table)
     if isinstance(rows, PreparedRows):
         if rows.table != table or rows.columns != columns:
             raise ValueError(f"rows prepared for {rows.table!r} with other columns cannot be written to {table!r}")
         cols, values, hashes, drawn = rows.cols, rows.lines, rows.hashes, rows.new_ids
     else:
-        cols, values, hashes = _prepare(table, columns, rows)
-    result = UpsertResult(table)
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return result
+        cols, data = _plan(table, columns, rows)
+        mode = _mode(conn, table, workspace_id, {r.get("source") for r in rows})
+        values, hashes = {}, {}
+        if not force and _first_load.get(mode, True):
+            streamed = _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids, result)
+            if streamed:
+                return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result)
+            _first_load[mode] = False
+        else:
+            for key, line, digest in _serialise(table, cols, data, rows):
+                values[key], hashes[key] = line, digest
     if not values:
         return result
     write_cols = ["workspace_id", *cols, "row_hash"]
-    mode = (conn.info.host, conn.info.port, conn.info.dbname, table, workspace_id, frozenset(k[0] for k in values))
-    if len(_first_load) > 10_000:
-        _first_load.clear()
-    client_ids = capture_prior and columns.get("id", _NO_ID).default == "gen_random_uuid()"
+    mode = _mode(conn, table, workspace_id, {k[0] for k in values})
     if not force and _first_load.get(mode, True):
         if _insert_new(conn, table, workspace_id, write_cols, list(values), values, hashes, client_ids, result, drawn):
             return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result)
@@ -316,6 +341,39 @@ def upsert_rows(
 
 
 _NO_ID = Column("id", "uuid", None)
+
+
+def _mode(conn, table: str, workspace_id: str, sources: set) -> tuple:
+    if len(_first_load) > 10_000:
+        _first_load.clear()
+    return (conn.info.host, conn.info.port, conn.info.dbname, table, workspace_id, frozenset(sources))
+
+
+def _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids: bool, result) -> bool:
+    """A first-load page: serialise rows straight into a COPY (inside a savepoint), filling `values`/`hashes` as
+    it goes. False, with nothing written and both dicts complete, when a key already exists (or repeats in
+    the page): the caller then takes the lookup path."""
+    ids, texts = _random_ids(len(rows)) if client_ids else ([], [])
+    keys: list[tuple[str, str]] = []
+
+    def lines():
+        for i, (key, line, digest) in enumerate(_serialise(table, cols, data, rows)):
+            values[key], hashes[key] = line, digest
+            keys.append(key)
+            yield f"{workspace_id}\t{texts[i]}\t{line}\t{digest}\n" if client_ids else f"{workspace_id}\t{line}\t{digest}\n"
+
+    stream = lines()
+    write_cols = ["workspace_id", *(["id"] if client_ids else []), *cols, "row_hash"]
+    if not _copy_new(conn, table, write_cols, stream):
+        for _ in stream:  # finish serialising: the lookup path needs every row
+            pass
+        return False
+    if len(keys) != len(values):  # a key repeated within the page cannot have been copied twice
+        raise AssertionError("duplicate key slipped through COPY")
+    if client_ids:
+        result.inserted_ids = ids
+        result.written_rows = [(i, "inserted", hashes[k]) for i, k in zip(ids, keys)]
+    return True
 
 
 def _insert_new(conn, table, workspace_id, write_cols, keys, values, hashes, client_ids: bool, result,
