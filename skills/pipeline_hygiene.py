@@ -60,6 +60,8 @@ WITH hist AS (
       FROM deal_stage_history h
      WHERE h.workspace_id = %(workspace_id)s AND h.deleted_at IS NULL AND h.deal_id IS NOT NULL
        AND h.stage_normalized IS NOT NULL AND {_UTC_DAY.format(col="h.entered_at")} <= %(today)s
+       AND h.deal_id IN (SELECT d.id FROM deals d WHERE d.workspace_id = %(workspace_id)s  -- open deals only
+                            AND d.deleted_at IS NULL AND {_OPEN})
 ), reg AS (
     SELECT DISTINCT ON (deal_id) deal_id, prev AS regressed_from, stage AS regressed_to,
            {_UTC_DAY.format(col="entered_at")} AS regressed_on
