@@ -72,3 +72,23 @@ def test_second_run_changes_nothing(db, workspace):
     run_post_sync(db, workspace["id"])
     report = {s["name"]: s["changed"] for s in run_post_sync(db, workspace["id"])}
     assert report["stage_normalization"] == {}
+
+
+def test_tables_a_step_rewrote_in_bulk_are_analyzed_before_the_next_step():
+    from core.pipeline import ANALYZE_AFTER_ROWS, _analyze_rewritten
+
+    class Recorder:
+        def __init__(self):
+            self.sql = []
+
+        def execute(self, stmt, *args):
+            self.sql.append(stmt)
+
+    conn = Recorder()
+    _analyze_rewritten(conn, {"contacts.account_id": ANALYZE_AFTER_ROWS - 1, "deals": 3,
+                              "conversations.email_match": ANALYZE_AFTER_ROWS, "stage_mappings": 10**6})
+    assert conn.sql == ["ANALYZE conversations"]
+    conn = Recorder()
+    _analyze_rewritten(conn, {"contacts.account_id": ANALYZE_AFTER_ROWS // 2 + 1,
+                              "contacts.last_activity_at": ANALYZE_AFTER_ROWS // 2})
+    assert conn.sql == ["ANALYZE contacts"]  # counts add up per table

@@ -92,6 +92,26 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
         started = time.perf_counter()
         with db.connection() as conn:
             changed = step.fn(conn, run) or {}
+            _analyze_rewritten(conn, changed)
         report.append({"name": step.name, "ms": round((time.perf_counter() - started) * 1000, 1),
                        "changed": {k: v for k, v in changed.items() if v}})
     return report
+
+
+ANALYZE_AFTER_ROWS = 5000
+_ANALYZABLE = frozenset({"accounts", "contacts", "deals", "deal_stage_history", "activities", "conversations",
+                         "tasks", "calls", "documents", "leads", "deal_contacts"})
+
+
+def _analyze_rewritten(conn, changed: dict[str, int]) -> None:
+    """Fresh planner statistics for tables a step just rewrote in bulk (a first sync fills account_id on a
+    million contacts). The next step plans its joins on them at once — before autovacuum would analyse —
+    and on stale statistics a hash join can turn into a nested loop that runs for hours."""
+    per_table: dict[str, int] = {}
+    for key, n in changed.items():
+        table = key.split(".", 1)[0]
+        if table in _ANALYZABLE and isinstance(n, int):
+            per_table[table] = per_table.get(table, 0) + n
+    for table, n in per_table.items():
+        if n >= ANALYZE_AFTER_ROWS:
+            conn.execute(f"ANALYZE {table}")  # table names come from the fixed set above
