@@ -157,20 +157,9 @@ class FakeAnthropic(FakeServer):
             return _send(handler, 200, {"input_tokens": _input_tokens(body if isinstance(body, dict) else {})})
         if (problem := self._body_error(body, version)) is not None:
             return _send(handler, 400, error_body(400, problem))
-        with self._lock:
-            self.requests.append(body)
-            self.headers.append(handler.headers)
-            queued = self.replies.pop(0) if self.replies else None
-        reply = self._reply_for(body, queued)
-        wait = self.delay + reply.delay
-        if wait > 0 and self._stopping.wait(wait):
-            return  # the server is stopping: drop the request
-        if self.status is not None and self.status != 200:
-            return _send(handler, self.status, error_body(self.status, f"scripted HTTP {self.status}"),
-                         self.status_headers)
-        if reply.status != 200:
-            return _send(handler, reply.status, error_body(reply.status, reply.error or f"scripted HTTP {reply.status}"),
-                         reply.headers)
+        reply = self.scripted_reply(handler, body, error_body)
+        if reply is None:
+            return
         _send(handler, 200, self._message(body, reply), {"request-id": f"req_{uuid.uuid4().hex[:24]}", **reply.headers})
 
     def _reply_for(self, body: dict[str, Any], queued: Any) -> Reply:

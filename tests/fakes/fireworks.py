@@ -106,20 +106,9 @@ class FakeFireworks(FakeServer):
             return _send(handler, 400, error_body(400, "'model' and 'messages' are required"))
         if body.get("stream"):
             return _send(handler, 400, error_body(400, "streaming is not supported by the fake"))
-        with self._lock:
-            self.requests.append(body)
-            self.headers.append(handler.headers)
-            queued = self.replies.pop(0) if self.replies else None
-        reply = self._reply_for(body, queued)
-        wait = self.delay + reply.delay
-        if wait > 0 and self._stopping.wait(wait):
-            return  # the server is stopping: drop the request
-        if self.status is not None and self.status != 200:
-            return _send(handler, self.status, error_body(self.status, f"scripted HTTP {self.status}"),
-                         self.status_headers)
-        if reply.status != 200:
-            return _send(handler, reply.status, error_body(reply.status, reply.error or f"scripted HTTP {reply.status}"),
-                         reply.headers)
+        reply = self.scripted_reply(handler, body, error_body)
+        if reply is None:
+            return
         _send(handler, 200, self._completion(body, reply), reply.headers)
 
     def _reply_for(self, body: dict[str, Any], queued: str | dict | Reply | None) -> Reply:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 
 class FakeServer:
@@ -61,6 +61,27 @@ class FakeServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def scripted_reply(self, handler: BaseHTTPRequestHandler, body: Any, error_body: Callable[[int, str], Any]):
+        """For the LLM fakes (knobs `replies`, `delay`, `status`, `status_headers`, `_reply_for`): record the
+        request, pick its reply and play any scripted delay or error status. Returns the reply to send, or
+        None when the request was already answered (or dropped because the server is stopping)."""
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(handler.headers)
+            queued = self.replies.pop(0) if self.replies else None
+        reply = self._reply_for(body, queued)
+        wait = self.delay + reply.delay
+        if wait > 0 and self._stopping.wait(wait):
+            return None
+        if self.status is not None and self.status != 200:
+            send_json(handler, self.status, error_body(self.status, f"scripted HTTP {self.status}"), self.status_headers)
+            return None
+        if reply.status != 200:
+            send_json(handler, reply.status, error_body(reply.status, reply.error or f"scripted HTTP {reply.status}"),
+                      reply.headers)
+            return None
+        return reply
 
     def handle_get(self, handler: BaseHTTPRequestHandler) -> None:
         send_json(handler, 405, {"error": "GET not supported"})
