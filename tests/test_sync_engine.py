@@ -163,6 +163,9 @@ def test_daily_scheduler_syncs_every_active_connection(db, vault, connected, api
     assert sorted(r["workspace_id"] for r in results) == sorted([str(connected["id"]), str(other["id"])])
     assert all(r["status"] == "succeeded" for r in results)
     assert len(_deals(db, other)) == 10 and len(_deals(db, paused)) == 0
+    with db.connection() as conn:  # the daily full pipeline ran once for every workspace it synced
+        stamped = {str(r["id"]) for r in conn.execute("SELECT id FROM workspaces WHERE pipeline_ran_at IS NOT NULL")}
+    assert stamped == {str(connected["id"]), str(other["id"])}
 
     scheduler = build_scheduler(SyncEngine(db, vault), hour=6)
     job = scheduler.get_job(DAILY_JOB_ID)

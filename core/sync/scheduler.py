@@ -14,6 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from core.connections import active_connections
 from core.errors import PandoraError
+from core.pipeline import run_post_sync
 from core.sync import registry
 from core.sync.orchestrator import SyncEngine
 
@@ -22,7 +23,8 @@ DAILY_JOB_ID = "daily-sync"
 
 
 def sync_all_active(engine: SyncEngine) -> list[dict[str, Any]]:
-    """Sync each active connection whose connector is registered; one failure never stops the others."""
+    """Sync each active connection whose connector is registered (one failure never stops the others), then
+    run the full post-sync pipeline once per workspace."""
     with engine.db.connection() as conn:
         work = active_connections(conn)
     known = set(registry.names())
@@ -37,6 +39,10 @@ def sync_all_active(engine: SyncEngine) -> list[dict[str, Any]]:
         except PandoraError as exc:  # e.g. a manual sync of the same pair is running right now
             results.append({"workspace_id": ws, "connector": name, "status": "skipped", "error": exc.message})
         log.info("scheduled sync %s/%s: %s", ws, name, results[-1]["status"])
+    # Syncs run the pipeline incrementally; once a day every workspace also gets a full run, which refreshes
+    # the time-based fields (days in stage, staleness, CWD ageing) on rows no sync touched.
+    for ws in dict.fromkeys(str(item["workspace_id"]) for item in work):
+        run_post_sync(engine.db, ws)
     return results
 
 
