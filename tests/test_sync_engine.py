@@ -151,6 +151,15 @@ def test_rejected_token_fails_the_run_and_flags_the_connection(db, vault, connec
     assert row["status"] == "error" and "401" in row["last_error"]
 
 
+def test_daily_scheduler_ends_with_one_full_pipeline_run_per_synced_workspace(db, vault, connected, api, monkeypatch):
+    import core.sync.scheduler as scheduler
+
+    calls = []
+    monkeypatch.setattr(scheduler, "run_post_sync", lambda db, ws, **kw: calls.append((ws, kw)))
+    sync_all_active(SyncEngine(db, vault))
+    assert calls == [(str(connected["id"]), {})]  # full (not incremental), once
+
+
 def test_daily_scheduler_syncs_every_active_connection(db, vault, connected, api):
     from core.workspaces import create_workspace
 
@@ -163,9 +172,6 @@ def test_daily_scheduler_syncs_every_active_connection(db, vault, connected, api
     assert sorted(r["workspace_id"] for r in results) == sorted([str(connected["id"]), str(other["id"])])
     assert all(r["status"] == "succeeded" for r in results)
     assert len(_deals(db, other)) == 10 and len(_deals(db, paused)) == 0
-    with db.connection() as conn:  # the daily full pipeline ran once for every workspace it synced
-        stamped = {str(r["id"]) for r in conn.execute("SELECT id FROM workspaces WHERE pipeline_ran_at IS NOT NULL")}
-    assert stamped == {str(connected["id"]), str(other["id"])}
 
     scheduler = build_scheduler(SyncEngine(db, vault), hour=6)
     job = scheduler.get_job(DAILY_JOB_ID)
