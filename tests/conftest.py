@@ -89,6 +89,13 @@ def module_db(server_url, template_db) -> Database:
         _drop_db(admin, name)
 
 
+@pytest.fixture(scope="module")
+def module_settings(module_db, tmp_path_factory) -> Settings:
+    """Settings for `module_db` (its own PANDORA_HOME for the module)."""
+    return Settings(database_url=module_db.url, pandora_home=tmp_path_factory.mktemp("home"),
+                    secret_key="test-secret-key")
+
+
 @pytest.fixture
 def db(db_url) -> Database:
     database = Database(db_url, min_size=1, max_size=4)

@@ -14,7 +14,6 @@ import pytest
 
 from core.db.upsert import upsert_rows
 from core.llm import LLMConfig, strip_data
-from core.settings import Settings
 from core.workspaces import create_workspace
 from skills.deal_risk_review import INSTRUCTIONS, SCHEMA
 from skills.runtime import run_skill
@@ -31,8 +30,8 @@ def mdb(module_db):
 
 
 @pytest.fixture(scope="module")
-def msettings(mdb, tmp_path_factory):
-    return Settings(database_url=mdb.url, pandora_home=tmp_path_factory.mktemp("home"), secret_key="test-secret-key")
+def msettings(module_settings):
+    return module_settings
 
 
 def at(days_ago: int) -> datetime:

@@ -16,7 +16,6 @@ import pytest
 from core.db.upsert import upsert_rows
 from core.errors import SkillError
 from core.pipeline import run_post_sync
-from core.settings import Settings
 from core.workspaces import create_workspace
 from skills.runtime import run_skill
 
@@ -32,8 +31,8 @@ def mdb(module_db):
 
 
 @pytest.fixture(scope="module")
-def msettings(mdb, tmp_path_factory):
-    return Settings(database_url=mdb.url, pandora_home=tmp_path_factory.mktemp("home"), secret_key="test-secret-key")
+def msettings(module_settings):
+    return module_settings
 
 
 def new_workspace(db) -> str:

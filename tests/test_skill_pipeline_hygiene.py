@@ -13,7 +13,6 @@ import pytest
 
 from core.context import update_section
 from core.db.upsert import upsert_rows
-from core.settings import Settings
 from core.workspaces import create_workspace
 from skills.runtime import run_skill
 
@@ -26,9 +25,8 @@ def mdb(module_db):
 
 
 @pytest.fixture(scope="module")
-def msettings(mdb, tmp_path_factory):
-    return Settings(database_url=mdb.url, pandora_home=tmp_path_factory.mktemp("home"),
-                    secret_key="test-secret-key")
+def msettings(module_settings):
+    return module_settings
 
 
 def new_workspace(db, label):

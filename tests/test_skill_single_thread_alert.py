@@ -14,7 +14,6 @@ import pytest
 from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun
 from core.pipeline.associations import infer_associations
-from core.settings import Settings
 from core.workspaces import create_workspace
 from skills.runtime import run_skill
 
@@ -27,8 +26,8 @@ def mdb(module_db):
 
 
 @pytest.fixture(scope="module")
-def msettings(mdb, tmp_path_factory):
-    return Settings(database_url=mdb.url, pandora_home=tmp_path_factory.mktemp("home"), secret_key="test-secret-key")
+def msettings(module_settings):
+    return module_settings
 
 
 def at(days_ago: int) -> datetime:
