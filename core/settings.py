@@ -48,6 +48,18 @@ class Settings:
     llm_max_output_tokens: int = 4_096
     llm_run_token_budget: int = 60_000
     import_max_bytes: int = 200 * 1024 * 1024
+    # Slack app and sidecar (`pandora serve`). Without SLACK_CLIENT_ID/SECRET the app runs single-workspace on
+    # SLACK_BOT_TOKEN; with them it installs into many Slack teams through OAuth (tokens kept in Postgres).
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None          # xapp-… for Socket Mode (`pandora serve --socket`)
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = None
+    slack_api_url: str = "https://slack.com/api/"  # tests point this at the fake Slack Web API
+    public_url: str = "http://localhost:3000"     # where Slack reaches the sidecar (OAuth redirect, events)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 3000
+    default_workspace: str | None = None          # the Pandora workspace a single-workspace install serves
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -76,6 +88,16 @@ class Settings:
             llm_max_output_tokens=_int(env, "PANDORA_LLM_MAX_OUTPUT_TOKENS", 4_096),
             llm_run_token_budget=_int(env, "PANDORA_LLM_RUN_TOKEN_BUDGET", 60_000),
             import_max_bytes=_int(env, "PANDORA_IMPORT_MAX_MB", 200) * 1024 * 1024,
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_client_id=env.get("SLACK_CLIENT_ID") or None,
+            slack_client_secret=env.get("SLACK_CLIENT_SECRET") or None,
+            slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
+            public_url=(env.get("PANDORA_PUBLIC_URL") or "http://localhost:3000").rstrip("/"),
+            serve_host=env.get("PANDORA_HOST") or "127.0.0.1",
+            serve_port=_int(env, "PORT", 3000),
+            default_workspace=env.get("PANDORA_WORKSPACE") or None,
         )
 
     @property
