@@ -111,3 +111,50 @@ def test_sql_and_python_company_normalisation_agree(db):
         sql_side = [r["n"] for r in conn.execute(
             "SELECT pandora_normalize_company(x) AS n FROM unnest(%s::text[]) WITH ORDINALITY u(x, i) ORDER BY i", (names,))]
     assert sql_side == [normalize_company_name(n) or None for n in names]
+
+
+def _changes(report, step):
+    return next(s["changed"] for s in report if s["name"] == step)
+
+
+def test_incremental_runs_link_what_a_sync_wrote_and_leave_nothing_for_a_full_run(db, workspace):
+    write(db, workspace, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"},
+                                      {"source_id": "a2", "name": "Globex GmbH", "domain": "globex.de"}])
+    write(db, workspace, "deals", [{"source_id": "d1", "name": "Acme Pilot", "account_name": "Acme"}])
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "bob@acme.io"},
+                                      {"source_id": "c9", "email": "eve@initech.com"}])
+    run_post_sync(db, workspace["id"])
+    assert deal_contacts(db, workspace) == [("bob@acme.io", "Acme Pilot", "inferred_single_deal")]
+
+    # A later sync: a contact at Acme, one naming a deal, a deal for Globex, and Initech arrives (c9 waits for it).
+    write(db, workspace, "contacts", [{"source_id": "c2", "email": "amy@acme.io"},
+                                      {"source_id": "c3", "email": "kim@globex.de",
+                                       "custom_fields": {"associated_deals": ["Acme Pilot"]}}])
+    write(db, workspace, "deals", [{"source_id": "d2", "name": "Globex Expansion", "account_name": "Globex"}])
+    write(db, workspace, "accounts", [{"source_id": "a3", "name": "Initech", "domain": "initech.com"}])
+    incremental = run_post_sync(db, workspace["id"], incremental=True)
+    assert _changes(incremental, "associations")["contacts.account_id"] == 3
+    assert links(db, workspace, "contacts") == {"c1": "Acme", "c2": "Acme", "c3": "Globex GmbH", "c9": "Initech"}
+    assert deal_contacts(db, workspace) == [
+        ("amy@acme.io", "Acme Pilot", "inferred_single_deal"), ("bob@acme.io", "Acme Pilot", "inferred_single_deal"),
+        ("kim@globex.de", "Acme Pilot", "explicit_deal_name")]
+
+    # Acme gains a second deal: the inferred links of its contacts are withdrawn incrementally too.
+    write(db, workspace, "deals", [{"source_id": "d3", "name": "Acme Rollout", "account_name": "Acme"}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    assert deal_contacts(db, workspace) == [("kim@globex.de", "Acme Pilot", "explicit_deal_name")]
+    full = run_post_sync(db, workspace["id"])
+    assert _changes(full, "associations") == {} and _changes(full, "resolve_references") == {}
+
+
+def test_incremental_runs_resolve_references_whose_target_arrives_later(db, workspace):
+    with db.connection() as conn:
+        upsert_rows(conn, "contacts", workspace["id"], [
+            {"source": "hubspot", "source_id": "c1", "email": "bob@acme.io", "account_source_id": "77"}])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace, "contacts") == {"c1": None}
+    with db.connection() as conn:
+        upsert_rows(conn, "accounts", workspace["id"], [{"source": "hubspot", "source_id": "77", "name": "Acme"}])
+    incremental = run_post_sync(db, workspace["id"], incremental=True)
+    assert _changes(incremental, "resolve_references") == {"contacts.account_id": 1}
+    assert links(db, workspace, "contacts") == {"c1": "Acme"}

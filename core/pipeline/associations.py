@@ -23,14 +23,14 @@ WITH cand AS (
     SELECT r.id AS row_id, a.id AS account_id, 1 AS tier
       FROM {table} r
       JOIN accounts a ON a.workspace_id = r.workspace_id AND lower(a.domain) = {domain_expr}
-     WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL
+     WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL {rows_scope}
        AND a.deleted_at IS NULL AND {domain_expr} <> ALL(%(free_mail)s)
     UNION ALL
     SELECT r.id, a.id, CASE WHEN lower(a.name) = lower({name_col}) THEN 2 ELSE 3 END
       FROM {table} r
       JOIN accounts a ON a.workspace_id = r.workspace_id
        AND pandora_normalize_company(a.name) = pandora_normalize_company({name_col})
-     WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL
+     WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL {rows_scope}
        AND a.deleted_at IS NULL
 ), best AS (
     SELECT row_id, min(tier) AS tier FROM cand GROUP BY row_id
@@ -69,7 +69,8 @@ WITH named AS (
      CROSS JOIN LATERAL jsonb_array_elements_text(
            CASE jsonb_typeof(c.custom_fields->'associated_deals') WHEN 'array' THEN c.custom_fields->'associated_deals'
                 ELSE '[]'::jsonb END) AS n(name)
-     WHERE c.workspace_id = %(workspace_id)s AND btrim(n.name) <> ''
+     WHERE c.workspace_id = %(workspace_id)s AND c.custom_fields ? 'associated_deals' /*contacts*/
+       AND btrim(n.name) <> ''
 ), cand AS (
     -- Several deals share the name: prefer the one at the contact's own account.
     SELECT n.contact_id, d.id AS deal_id,
@@ -86,7 +87,7 @@ ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 
 _ONLY_DEAL = """
     SELECT account_id, min(id::text)::uuid AS deal_id
-      FROM deals WHERE workspace_id = %(workspace_id)s AND account_id IS NOT NULL AND deleted_at IS NULL
+      FROM deals WHERE workspace_id = %(workspace_id)s AND account_id IS NOT NULL AND deleted_at IS NULL /*accounts*/
      GROUP BY account_id HAVING count(*) = 1
 """
 _OTHER_LINK = """EXISTS (SELECT 1 FROM deal_contacts x WHERE x.workspace_id = %(workspace_id)s AND x.contact_id = {contact}
@@ -98,6 +99,7 @@ _WITHDRAW_SINGLE_DEAL = f"""
 WITH only_deal AS ({_ONLY_DEAL})
 DELETE FROM deal_contacts dc
  WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
+   /*withdraw*/
    AND (NOT EXISTS (SELECT 1 FROM contacts c JOIN only_deal o ON o.account_id = c.account_id
                      WHERE c.workspace_id = dc.workspace_id AND c.id = dc.contact_id AND o.deal_id = dc.deal_id)
         OR {_OTHER_LINK.format(contact="dc.contact_id")})
@@ -107,23 +109,73 @@ WITH only_deal AS ({_ONLY_DEAL})
 INSERT INTO deal_contacts (workspace_id, deal_id, contact_id, source, role_source, confidence)
 SELECT %(workspace_id)s, o.deal_id, c.id, 'inference', 'inferred_single_deal', 0.6
   FROM contacts c JOIN only_deal o ON o.account_id = c.account_id
- WHERE c.workspace_id = %(workspace_id)s AND c.deleted_at IS NULL AND NOT {_OTHER_LINK.format(contact="c.id")}
+ WHERE c.workspace_id = %(workspace_id)s AND c.deleted_at IS NULL /*infer*/
+   AND NOT {_OTHER_LINK.format(contact="c.id")}
 ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 """
 
 
+# What an incremental run must look at: accounts, deals and contacts a sync wrote since the last run, the
+# accounts of those deals and contacts, and the accounts of contacts inferred onto a changed deal.
+_SCOPE = """
+WITH d AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+     c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s)
+SELECT EXISTS (SELECT 1 FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s)
+           AS accounts_changed,
+       EXISTS (SELECT 1 FROM d) AS deals_changed,
+       ARRAY(SELECT id FROM d) AS deals, ARRAY(SELECT id FROM c) AS contacts,
+       ARRAY(SELECT account_id FROM d WHERE account_id IS NOT NULL
+             UNION SELECT account_id FROM c WHERE account_id IS NOT NULL
+             UNION SELECT id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
+             UNION SELECT ct.account_id FROM deal_contacts dc
+                     JOIN contacts ct ON ct.workspace_id = dc.workspace_id AND ct.id = dc.contact_id
+                    WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
+                      AND dc.deal_id IN (SELECT id FROM d) AND ct.account_id IS NOT NULL) AS accounts
+"""
+_MARKS = {
+    "/*contacts*/": "AND c.updated_at > %(since)s",
+    "/*accounts*/": "AND account_id = ANY(%(accounts)s::uuid[])",
+    "/*infer*/": "AND c.account_id = ANY(%(accounts)s::uuid[])",
+    "/*withdraw*/": """AND (dc.contact_id IN (SELECT id FROM contacts WHERE workspace_id = %(workspace_id)s
+                                                  AND account_id = ANY(%(accounts)s::uuid[]))
+        OR dc.contact_id = ANY(%(contacts)s::uuid[]) OR dc.deal_id = ANY(%(deals)s::uuid[]))""",
+}
+
+
+def _scoped(statement: str, scope: dict | None, *skip: str) -> str:
+    """Fill the /*…*/ markers: nothing on a full run; the incremental restrictions otherwise."""
+    for mark, condition in _MARKS.items():
+        statement = statement.replace(mark, "" if scope is None or mark in skip else condition)
+    return statement
+
+
 @register_step("associations", order=20)
 def infer_associations(conn, run) -> dict[str, int]:
+    """Full run: every unlinked row of the workspace. Incremental run: unlinked rows a sync wrote since (all
+    unlinked rows, few and indexed, when accounts changed), contacts naming deals when they or any deal
+    changed, and the single-deal inference of the accounts in `_SCOPE`. A deal moving between accounts
+    leaves its old account's inference to the next full run (the daily one)."""
     workspace_id = run.workspace_id
     from psycopg import sql
 
-    params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL}
+    params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL, "since": run.since}
+    scope = None
+    if run.since is not None:
+        scope = conn.execute(_SCOPE, params).fetchone()
+        params.update(scope)
     changed: dict[str, int] = {}
+    rows_scope = "AND r.updated_at > %(since)s" if scope is not None and not scope["accounts_changed"] else ""
     for table, (domain_expr, name_col) in _LINK_TARGETS.items():
-        stmt = sql.SQL(_LINK_ACCOUNT.replace("{domain_expr}", domain_expr).replace("{name_col}", name_col))
+        stmt = sql.SQL(_LINK_ACCOUNT.replace("{domain_expr}", domain_expr).replace("{name_col}", name_col)
+                       .replace("{rows_scope}", rows_scope))
         changed[f"{table}.account_id"] = conn.execute(stmt.format(table=sql.Identifier(table)), params).rowcount
     changed["activities.deal_id"] = conn.execute(_ACTIVITY_DEAL, params).rowcount
-    changed["deal_contacts.explicit_deal_name"] = conn.execute(_EXPLICIT_DEALS, params).rowcount
-    changed["deal_contacts.withdrawn"] = conn.execute(_WITHDRAW_SINGLE_DEAL, params).rowcount
-    changed["deal_contacts.inferred_single_deal"] = conn.execute(_INFER_SINGLE_DEAL, params).rowcount
+    explicit = _scoped(_EXPLICIT_DEALS, scope, *(["/*contacts*/"] if scope and scope["deals_changed"] else []))
+    changed["deal_contacts.explicit_deal_name"] = conn.execute(explicit, params).rowcount
+    if scope is not None:  # the accounts may have gained links just above
+        params.update(conn.execute(_SCOPE, params).fetchone())
+        if not params["accounts"] and not params["contacts"] and not params["deals"]:
+            return {k: v for k, v in changed.items() if v}
+    changed["deal_contacts.withdrawn"] = conn.execute(_scoped(_WITHDRAW_SINGLE_DEAL, scope), params).rowcount
+    changed["deal_contacts.inferred_single_deal"] = conn.execute(_scoped(_INFER_SINGLE_DEAL, scope), params).rowcount
     return {k: v for k, v in changed.items() if v}

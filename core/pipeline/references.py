@@ -37,8 +37,11 @@ UPDATE {table} AS r SET {id_col} = t.id
    AND t.workspace_id = r.workspace_id
    AND t.source = r.source
    AND t.source_id = r.{src_col}
-   AND r.{id_col} IS DISTINCT FROM t.id
+   AND r.{id_col} IS DISTINCT FROM t.id {scope}
 """
+# An incremental run resolves the rows a sync wrote since the last run, and the rows whose target had not
+# arrived yet (a partial index holds just those), instead of joining whole tables.
+_SCOPES = ("AND r.updated_at > %(since)s", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL")
 
 
 # Exports carry the CRM's own ids ("Converted Contact ID", "Account ID"), so a file-imported row may point at a
@@ -49,22 +52,27 @@ UPDATE {table} AS r SET {id_col} = m.id
   FROM (SELECT t.source_id, min(t.id::text)::uuid AS id FROM {target} t
          WHERE t.workspace_id = %(workspace_id)s
            AND t.source_id IN (SELECT w.{src_col} FROM {table} w WHERE w.workspace_id = %(workspace_id)s
-                                  AND w.source = 'csv_import' AND w.{id_col} IS NULL)
+                                  AND w.source = 'csv_import' AND w.{id_col} IS NULL
+                                  AND w.{src_col} IS NOT NULL)
          GROUP BY t.source_id HAVING count(*) = 1) AS m
  WHERE r.workspace_id = %(workspace_id)s AND r.source = 'csv_import'
-   AND r.{id_col} IS NULL AND m.source_id = r.{src_col}
+   AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL AND m.source_id = r.{src_col}
 """
 
 
 @register_step("resolve_references", order=10)
 def resolve_references(conn, run) -> dict[str, int]:
-    workspace_id = run.workspace_id
+    params = {"workspace_id": run.workspace_id, "since": run.since}
+    scopes = [""] if run.since is None else _SCOPES
     changed: dict[str, int] = {}
     for table, id_col, src_col, target in REFERENCES:
         names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),
                  "target": sql.Identifier(target), "src_col": sql.Identifier(src_col)}
-        n = conn.execute(sql.SQL(_UPDATE).format(**names), {"workspace_id": workspace_id}).rowcount
-        n += conn.execute(sql.SQL(_UPDATE_FROM_FILE).format(**names), {"workspace_id": workspace_id}).rowcount
+        n = 0
+        for scope in scopes:
+            stmt = sql.SQL(_UPDATE).format(scope=sql.SQL(scope).format(**names), **names)
+            n += conn.execute(stmt, params).rowcount
+        n += conn.execute(sql.SQL(_UPDATE_FROM_FILE).format(**names), params).rowcount
         if n:
             changed[f"{table}.{id_col}"] = n
     return changed
