@@ -350,9 +350,10 @@ UPDATE accounts a SET last_activity_at = calc.last_at, health_score = calc.score
 """
 
 def _changed(*also: str) -> str:
-    """This workspace's rows created or updated (or `also`: linked) since the previous run."""
+    """This workspace's rows created or updated (or `also`: linked) since the previous run. An insert sets
+    updated_at too, so updated_at alone finds new rows, through the (workspace_id, updated_at) index."""
     return "workspace_id = %(workspace_id)s AND (" + " OR ".join(
-        f"{col} > %(since)s" for col in ("updated_at", "created_at", *also)) + ")"
+        f"{col} > %(since)s" for col in ("updated_at", *also)) + ")"
 
 
 # What an incremental run must recompute (see the module docstring); each source table is scanned once.
@@ -375,7 +376,7 @@ WITH act AS MATERIALIZED (
     UNION SELECT ct.id FROM conv cv {_PARTICIPANTS}
     UNION SELECT contact_id FROM deal_contacts
            WHERE workspace_id = %(workspace_id)s
-             AND (updated_at > %(since)s OR created_at > %(since)s OR deal_id IN (SELECT id FROM d))
+             AND (updated_at > %(since)s OR deal_id IN (SELECT id FROM d))
 ), a AS (
     SELECT id FROM accounts WHERE {_changed()}
     UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
