@@ -15,6 +15,10 @@ The answer's content comes from, in order: the queue of `replies`, else `respond
 blocks (see `text_block`, `tool_use_block`; stop_reason "tool_use" when one is a tool_use) or a `Reply` (content
 plus status, headers, delay, stop_reason, usage) for per-request failures.
 
+Tool use is checked as the real API checks it: `tools` entries need a name and an object input_schema, and every
+tool_use block an assistant turn holds must be answered by a tool_result with its id in the next user message
+(HTTP 400 otherwise). `tool_results(request)` returns the tool_result blocks a recorded request sent back.
+
 Knobs, plain attributes a test may change while the server runs: `delay` (seconds before every answer, to trigger
 client timeouts), `status` (+ `status_headers`: every request fails, e.g. 429 with retry-after, 529 overloaded,
 500). Usage is ≈ characters / 4 of the request's system + messages and of the answer, unless a Reply sets it.
@@ -121,6 +125,8 @@ class FakeAnthropic(FakeServer):
             return "system: Input should be a valid string or list of text blocks"
         if body.get("stream"):
             return "stream: streaming is not supported by the fake"
+        if (problem := _tool_error(body)) is not None:
+            return problem
         if version >= NO_SAMPLING_FROM:
             for name in SAMPLING_PARAMS:
                 if name in body:
@@ -188,6 +194,58 @@ class FakeAnthropic(FakeServer):
             "stop_sequence": None,
             "usage": usage,
         }
+
+
+def _tool_error(body: dict[str, Any]) -> str | None:
+    """The real API's tool-use rules: `tools` entries need a name and an object input_schema; every tool_use
+    an assistant message holds must be answered by a tool_result (same id) in the very next user message, and a
+    tool_result must answer a tool_use of the message before it."""
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            return "tools: Input should be a valid list"
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not tool["name"]:
+                return f"tools.{i}.name: Field required"
+            schema = tool.get("input_schema")
+            if not isinstance(schema, dict) or schema.get("type") != "object":
+                return f"tools.{i}.input_schema: must be a JSON schema of type object"
+    messages = body["messages"]
+    for i, m in enumerate(messages):
+        blocks = m["content"] if isinstance(m["content"], list) else []
+        asked = [b.get("id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
+        answered = [b.get("tool_use_id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+        if asked and m["role"] != "assistant":
+            return f"messages.{i}: tool_use blocks may only appear in assistant messages"
+        if answered:
+            before = messages[i - 1] if i else None
+            prior = [b.get("id") for b in (before["content"] if before and isinstance(before["content"], list) else [])
+                     if isinstance(b, dict) and b.get("type") == "tool_use"] if before and before["role"] == "assistant" else []
+            stray = [t for t in answered if t not in prior]
+            if m["role"] != "user" or stray:
+                return (f"messages.{i}: unexpected `tool_use_id` found in `tool_result` blocks: {stray or answered}. "
+                        "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
+        if asked:
+            after = messages[i + 1] if i + 1 < len(messages) else None
+            if after is None:
+                if tools is None:
+                    return f"messages.{i}: tool_use blocks need `tools` in the request"
+                continue  # a prefilled final assistant turn
+            given = [b.get("tool_use_id") for b in (after["content"] if isinstance(after["content"], list) else [])
+                     if isinstance(b, dict) and b.get("type") == "tool_result"]
+            missing = [t for t in asked if t not in given]
+            if missing:
+                return (f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                        f"after: {', '.join(map(str, missing))}. Each `tool_use` block must have a corresponding "
+                        "`tool_result` block in the next message.")
+    return None
+
+
+def tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool_result blocks of a recorded request's last user message (what the caller sent back)."""
+    last = request["messages"][-1]
+    blocks = last["content"] if isinstance(last["content"], list) else []
+    return [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
 
 
 def _input_tokens(body: dict[str, Any]) -> int:
