@@ -73,11 +73,13 @@ class SkillContext:
 
     def previous_output(self, skill: str | None = None) -> dict[str, Any] | None:
         """The last successful run of `skill` (default: the running one) in this workspace, for
-        week-over-week comparisons; a skill run inside the weekly digest passes its own name."""
+        week-over-week comparisons; a skill run inside the weekly digest passes its own name. Runs made to
+        answer a conversational question are not a baseline: "vs last run" means the last report people saw
+        posted or asked for by name, not a quota question someone asked in a DM an hour ago."""
         with self.conn() as conn:
             row = conn.execute(
                 "SELECT output FROM skill_runs WHERE workspace_id = %(workspace_id)s AND skill = %(skill)s"
-                " AND status = 'succeeded' AND id <> %(id)s ORDER BY started_at DESC LIMIT 1",
+                " AND status = 'succeeded' AND trigger <> 'conversation' AND id <> %(id)s ORDER BY started_at DESC LIMIT 1",
                 {"workspace_id": self.workspace_id, "skill": skill or self.skill, "id": self.run_id},
             ).fetchone()
         return row["output"] if row else None

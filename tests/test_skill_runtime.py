@@ -79,3 +79,26 @@ def test_prompts_carry_the_business_context_as_data(db, settings, workspace):
     assert result.ai_written and "A fine quarter." in result.sections[0].text
     body = str(fake.requests[0])
     assert "Initech" in body and "PLG" in body and "DATA" in body
+
+
+class Memo(Skill):
+    name = "memo-test"
+    params = (Param("n", int, 1),)
+
+    def compute(self, ctx):
+        return {"n": ctx.params["n"], "previous_n": (ctx.previous_output() or {}).get("data", {}).get("n")}
+
+    def synthesize(self, ctx, computed, classified):
+        return SkillResult(self.name, f"n is {computed['n']}", data=computed)
+
+
+def test_the_previous_run_compared_against_is_never_one_made_for_a_conversation(db, settings, workspace):
+    registry.register(Memo)
+    try:
+        run_skill(db, settings, workspace["id"], "memo-test", {"n": "1"}, trigger="schedule")
+        asked = run_skill(db, settings, workspace["id"], "memo-test", {"n": "2"}, trigger="conversation")
+        posted = run_skill(db, settings, workspace["id"], "memo-test", {"n": "3"}, trigger="schedule")
+    finally:
+        registry._SKILLS.pop("memo-test", None)
+    assert asked.data["previous_n"] == 1
+    assert posted.data["previous_n"] == 1
