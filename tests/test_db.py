@@ -26,3 +26,17 @@ def test_describe_hides_credentials():
 def test_pool_hands_out_working_connections(db: Database):
     with db.connection() as conn:
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+
+
+def test_threads_sharing_a_fresh_database_open_its_pool_once(db_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.db.database import Database
+
+    with Database(db_url, max_size=4) as fresh:
+        def one(_):
+            with fresh.connection() as conn:
+                return conn.execute("SELECT 1 AS one").fetchone()["one"]
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(one, range(16))) == [1] * 16

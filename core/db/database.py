@@ -7,6 +7,8 @@ returns a `Database` holding a psycopg connection pool. An unreachable or miscon
 """
 from __future__ import annotations
 
+import threading
+
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -85,12 +87,16 @@ class Database:
             name="pandora",
         )
         self._opened = False
+        self._opening = threading.Lock()  # Slack listeners and the digest scheduler share one Database
 
     def _open(self) -> None:
-        if not self._opened:
-            check_connect(self.url).close()
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-            self._opened = True
+        if self._opened:
+            return
+        with self._opening:
+            if not self._opened:
+                check_connect(self.url).close()
+                self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+                self._opened = True
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
