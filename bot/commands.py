@@ -65,10 +65,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add("create", workspace_create, "create a workspace", ws).add_argument("name")
     add("list", workspace_list, "list workspaces", ws)
 
-    from bot import commands_data, commands_import, commands_settings, commands_skills, demo
+    from bot import commands_api, commands_data, commands_import, commands_say, commands_serve, commands_settings, commands_skills, demo
 
     demo.register(add)
     commands_data.register(add)
     commands_import.register(add)
     commands_settings.register(add)
     commands_skills.register(add)
+    commands_api.register(add)
+    commands_say.register(add)
+    commands_serve.register(add)

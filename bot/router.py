@@ -105,7 +105,7 @@ def _dispatch(db, settings, workspace_id: str, raw: str, *, source, user_id, cha
         digest_command = _optional("bot.digests", "digest_command")
         if digest_command is None:
             return help_reply(source, note="Scheduled digests are not available in this installation yet.")
-        return digest_command(db, settings, workspace_id, rest, channel_id=channel_id)
+        return digest_command(db, settings, workspace_id, rest, channel_id=channel_id, user_id=user_id)
     handler = admin.HANDLERS.get(command)
     if handler is not None:
         return handler(db, settings, workspace_id, args, source=source, progress=progress)

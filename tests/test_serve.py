@@ -1,0 +1,108 @@
+"""`pandora serve`'s ASGI app: Slack, health and sidecar routes in one app, the digest scheduler tied to the
+lifespan, a real uvicorn server answering signed Slack requests, and clear errors for missing settings."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from bot.cli import main
+from bot.serve import build_asgi, serving_in_thread
+from bot.slack.app import build_app
+from core.errors import ConfigError
+from tests.fakes.slack_requests import CHANNEL_ID, SlackSender
+from tests.slack_app_fixtures import *  # noqa: F403 (fixtures)
+from tests.slack_app_fixtures import SECRET
+
+
+def test_healthz_answers_without_touching_slack(slack_http, slack):
+    assert slack_http.get("/healthz").json() == {"ok": True, "oauth": False}
+    assert slack.calls == []
+
+
+def test_the_sidecar_routes_are_served_next_to_slack(slack_http, workspace):
+    response = slack_http.get(f"/api/workspaces/{workspace['id']}")
+    assert response.status_code == 401  # the REST API is there, and wants its API key
+    assert "error" in response.json()
+
+
+def test_only_post_reaches_the_slack_endpoint(slack_http):
+    assert slack_http.get("/slack/events").status_code == 405
+    assert slack_http.get("/slack/install").status_code == 404  # single-workspace mode: no OAuth routes
+
+
+def test_the_lifespan_starts_and_stops_the_digest_scheduler(db, slack_settings):
+    asgi = build_asgi(db, slack_settings, bolt_app=build_app(db, slack_settings, lazy_inline=True))
+    with TestClient(asgi):
+        scheduler = asgi.state.digests
+        assert scheduler._scheduler.running
+    assert not scheduler._scheduler.running
+
+
+def test_a_real_server_acks_a_signed_command_and_answers_in_the_channel(db, slack_settings, slack):
+    asgi = build_asgi(db, slack_settings, bolt_app=build_app(db, slack_settings), scheduler=False)
+    with serving_in_thread(asgi) as url, httpx.Client(base_url=url, timeout=10) as http:
+        response = SlackSender(http, SECRET).command("status")
+        assert response.status_code == 200 and response.text == ""  # acked empty; the answer comes by API
+        for _ in range(200):  # the lazy listener answers after the ack, in its own thread
+            if slack.messages_in(CHANNEL_ID):
+                break
+            time.sleep(0.05)
+        assert slack.messages_in(CHANNEL_ID)[0]["text"].startswith("Status of")
+        forged = SlackSender(http, "wrong").command("status")
+        assert forged.status_code == 401
+
+
+def test_socket_mode_needs_an_app_token(db, slack_settings):
+    with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
+        build_app(db, slack_settings, socket_mode=True)
+    app = build_app(db, dataclasses.replace(slack_settings, slack_app_token="xapp-1", slack_signing_secret=None),
+                    socket_mode=True)
+    assert app is not None
+
+
+def test_oauth_needs_both_client_settings(db, slack_settings):
+    with pytest.raises(ConfigError, match="SLACK_CLIENT_SECRET"):
+        build_app(db, dataclasses.replace(slack_settings, slack_client_id="1.2"))
+
+
+def test_pandora_serve_without_slack_settings_fails_with_the_variable_to_set(monkeypatch, capsys, tmp_path):
+    for name in ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
+                 "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PANDORA_HOME", str(tmp_path / f"home-{uuid.uuid4().hex[:6]}"))
+    assert main(["serve", "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "config_error" and error["variable"] == "SLACK_SIGNING_SECRET"
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    assert main(["serve", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["variable"] == "SLACK_BOT_TOKEN"
+
+
+def test_slow_work_waits_for_pending_acks_but_not_forever():
+    import logging
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from slack_bolt import BoltRequest
+
+    from bot.slack.app import AcksFirstLazyRunner
+
+    runner = AcksFirstLazyRunner(logging.getLogger("t"), ThreadPoolExecutor(max_workers=2), max_wait=0.5)
+    ran = threading.Event()
+    request = BoltRequest(body={"type": "event_callback"}, mode="socket_mode")
+    runner.request_started()
+    runner.start(lambda: ran.set(), request)
+    assert not ran.wait(0.2)             # a request still waits for its ack: the slow work holds back
+    runner.request_finished()
+    assert ran.wait(1.0)                 # acks out: it runs
+    ran.clear()
+    runner.request_started()             # a request that never finishes cannot starve it past max_wait
+    started = time.monotonic()
+    runner.start(lambda: ran.set(), request)
+    assert ran.wait(2.0) and time.monotonic() - started >= 0.45
