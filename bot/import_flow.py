@@ -144,7 +144,10 @@ def handle_file_shared(db, settings, client: WebClient, workspace_id, file_id: s
         return  # our own chart uploads also raise file_shared
     thread_ts = _share_ts(info, channel_id)
     if not is_tabular(info):
-        _say(client, channel_id, render.not_tabular(name, info), thread_ts=thread_ts)
+        # In a channel people share decks and PDFs with each other, not with Pandora: only a DM gets the
+        # explanation (channel ids start with C or G, DMs with D).
+        if channel_id[:1] == "D":
+            _say(client, channel_id, render.not_tabular(name, info), thread_ts=thread_ts)
         return
     if int(info.get("size") or 0) > settings.import_max_bytes:
         _say(client, channel_id, render.problem(

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import SlackRequestHandler, to_bolt_request, to_starlette_response
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -131,7 +132,13 @@ def build_asgi(db, settings: Settings, *, bolt_app: App | None = None, scheduler
             if digests is not None:
                 await run_in_threadpool(digests.shutdown)
 
-    asgi = Starlette(routes=routes, lifespan=lifespan)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # Unknown paths and wrong methods answer in the REST API's JSON error shape, not Starlette's plain text.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": {"code": code, "message": f"{request.method} {request.url.path}: {exc.detail}"}},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    asgi = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     asgi.state.bolt = bolt_app
     return asgi
 

@@ -47,10 +47,10 @@ def texts(message) -> str:
 
 
 def share(db, settings, client, slack, workspace, name="deals.csv", content=DEALS_CSV, filetype="csv",
-          mimetype="text/csv", file_id="F1"):
-    slack.add_file(file_id, name, content, filetype, mimetype, channels=[CHANNEL])
-    import_flow.handle_file_shared(db, settings, client, workspace["id"], file_id, CHANNEL, "U0USER")
-    return slack.messages_in(CHANNEL)
+          mimetype="text/csv", file_id="F1", channel=CHANNEL):
+    slack.add_file(file_id, name, content, filetype, mimetype, channels=[channel])
+    import_flow.handle_file_shared(db, settings, client, workspace["id"], file_id, channel, "U0USER")
+    return slack.messages_in(channel)
 
 
 def test_a_shared_csv_becomes_a_preview_with_buttons(db, settings, workspace, slack, client):
@@ -129,6 +129,12 @@ def test_a_pdf_gets_a_polite_explanation_and_is_not_downloaded(db, settings, wor
                        filetype="pdf", mimetype="application/pdf")
     assert message["text"].startswith("I can import CSV and Excel exports; QBR deck.pdf looks like a PDF.")
     assert slack.downloads == [] and batches.list_batches(db, workspace["id"]) == []
+
+
+def test_a_pdf_shared_in_a_channel_is_left_alone(db, settings, workspace, slack, client):
+    assert share(db, settings, client, slack, workspace, name="QBR deck.pdf", content=b"%PDF-1.7 ...",
+                 filetype="pdf", mimetype="application/pdf", channel="C0REVOPS") == []
+    assert slack.downloads == []
 
 
 def test_a_failed_download_becomes_a_clear_message(db, settings, workspace, slack, client):

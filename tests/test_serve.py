@@ -36,6 +36,13 @@ def test_only_post_reaches_the_slack_endpoint(slack_http):
     assert slack_http.get("/slack/install").status_code == 404  # single-workspace mode: no OAuth routes
 
 
+def test_unknown_paths_and_methods_answer_in_the_json_error_shape(slack_http):
+    missing = slack_http.get("/api/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong = slack_http.delete("/healthz")
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_the_lifespan_starts_and_stops_the_digest_scheduler(db, slack_settings):
     asgi = build_asgi(db, slack_settings, bolt_app=build_app(db, slack_settings, lazy_inline=True))
     with TestClient(asgi):
