@@ -119,3 +119,20 @@ def workspace(db) -> dict:
 
     with db.connection() as conn:
         return create_workspace(conn, f"Acme RevOps {uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+def slack():
+    """A fresh fake Slack Web API (tests/fakes/slack_api.py) on loopback."""
+    from tests.fakes.slack_api import FakeSlack
+
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack_client(slack):
+    """The real slack_sdk WebClient, with the bot token, pointed at the fake."""
+    from slack_sdk import WebClient
+
+    return WebClient(token=slack.bot_token, base_url=slack.url)

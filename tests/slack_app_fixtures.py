@@ -16,13 +16,7 @@ from tests.fakes.slack_requests import SlackSender
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
-__all__ = ["SECRET", "slack", "slack_settings", "slack_http", "sender", "make_http"]
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
+__all__ = ["SECRET", "slack_settings", "slack_http", "sender", "make_http"]
 
 
 def make_settings(base, slack: FakeSlack, **overrides):

@@ -6,36 +6,24 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from tests.fakes.slack_api import FakeSlack
 
 
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(slack):
-    return WebClient(token=slack.bot_token, base_url=slack.url)
-
-
-def test_post_then_update_keeps_the_message_current(slack, client):
+def test_post_then_update_keeps_the_message_current(slack, slack_client):
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
-    posted = client.chat_postMessage(channel="C1", text="hi", blocks=blocks)
-    client.chat_update(channel="C1", ts=posted["ts"], text="bye", blocks=[])
+    posted = slack_client.chat_postMessage(channel="C1", text="hi", blocks=blocks)
+    slack_client.chat_update(channel="C1", ts=posted["ts"], text="bye", blocks=[])
     assert slack.calls_to("chat.postMessage")[0]["blocks"] == blocks
     assert slack.message(posted["ts"])["text"] == "bye"
     assert slack.tokens_used == ["xoxb-test", "xoxb-test"]
 
 
-def test_invalid_blocks_and_more_than_fifty_are_refused_like_slack(client):
+def test_invalid_blocks_and_more_than_fifty_are_refused_like_slack(slack_client):
     with pytest.raises(SlackApiError) as exc:
-        client.chat_postMessage(channel="C1", text="x", blocks=[{"type": "section"}])
+        slack_client.chat_postMessage(channel="C1", text="x", blocks=[{"type": "section"}])
     assert exc.value.response["error"] == "invalid_blocks"
     many = [{"type": "divider"}] * 51
     with pytest.raises(SlackApiError):
-        client.chat_postMessage(channel="C1", text="x", blocks=many)
+        slack_client.chat_postMessage(channel="C1", text="x", blocks=many)
 
 
 def test_bad_and_revoked_tokens_are_rejected(slack):
@@ -48,31 +36,31 @@ def test_bad_and_revoked_tokens_are_rejected(slack):
     assert exc.value.response["error"] == "token_revoked"
 
 
-def test_fail_next_and_rate_limit_with_retry_after(slack, client):
+def test_fail_next_and_rate_limit_with_retry_after(slack, slack_client):
     slack.fail_next("chat.postMessage", "channel_not_found")
     slack.fail_next("chat.postMessage", "ratelimited", retry_after=7)
     with pytest.raises(SlackApiError) as exc:
-        client.chat_postMessage(channel="C1", text="x")
+        slack_client.chat_postMessage(channel="C1", text="x")
     assert exc.value.response["error"] == "channel_not_found"
     with pytest.raises(SlackApiError) as exc:
-        client.chat_postMessage(channel="C1", text="x")
+        slack_client.chat_postMessage(channel="C1", text="x")
     assert exc.value.response.status_code == 429
     assert exc.value.response.headers["Retry-After"] == "7"
-    assert client.chat_postMessage(channel="C1", text="x")["ok"]
+    assert slack_client.chat_postMessage(channel="C1", text="x")["ok"]
 
 
-def test_files_info_and_url_private_need_the_bot_token(slack, client):
+def test_files_info_and_url_private_need_the_bot_token(slack, slack_client):
     slack.add_file("F1", "deals.csv", b"name,amount\nA,1\n", "csv", "text/csv")
-    info = client.files_info(file="F1")["file"]
+    info = slack_client.files_info(file="F1")["file"]
     assert httpx.get(info["url_private"]).status_code == 403
     got = httpx.get(info["url_private"], headers={"Authorization": f"Bearer {slack.bot_token}"})
     assert got.content == b"name,amount\nA,1\n" and slack.downloads == ["F1"]
     with pytest.raises(SlackApiError):
-        client.files_info(file="F404")
+        slack_client.files_info(file="F404")
 
 
-def test_files_upload_v2_records_content_channel_and_thread(slack, client):
-    client.files_upload_v2(filename="chart.png", content=b"\x89PNG...", title="Forecast", channel="C1",
+def test_files_upload_v2_records_content_channel_and_thread(slack, slack_client):
+    slack_client.files_upload_v2(filename="chart.png", content=b"\x89PNG...", title="Forecast", channel="C1",
                            thread_ts="1.2")
     [upload] = slack.uploaded
     assert upload["content"] == b"\x89PNG..." and upload["channel"] == "C1" and upload["thread_ts"] == "1.2"
@@ -90,15 +78,15 @@ def test_oauth_code_exchanged_once_for_a_working_token(slack):
     assert exc.value.response["error"] == "invalid_code"
 
 
-def test_views_users_conversations_and_ephemeral(slack, client):
+def test_views_users_conversations_and_ephemeral(slack, slack_client):
     view = {"type": "modal", "title": {"type": "plain_text", "text": "T"}, "blocks": []}
-    opened = client.views_open(trigger_id="tr", view=view)["view"]
+    opened = slack_client.views_open(trigger_id="tr", view=view)["view"]
     assert opened["id"] and slack.views[0]["title"]["text"] == "T"
     with pytest.raises(SlackApiError):
-        client.views_open(trigger_id="", view=view)
-    assert client.users_info(user="U0USER")["user"]["profile"]["email"] == "dana@example.com"
-    assert client.conversations_info(channel="D123")["channel"]["is_im"]
-    client.chat_postEphemeral(channel="C1", user="U0USER", text="psst")
+        slack_client.views_open(trigger_id="", view=view)
+    assert slack_client.users_info(user="U0USER")["user"]["profile"]["email"] == "dana@example.com"
+    assert slack_client.conversations_info(channel="D123")["channel"]["is_im"]
+    slack_client.chat_postEphemeral(channel="C1", user="U0USER", text="psst")
     assert slack.messages_in("C1")[0]["ephemeral"]
     httpx.post(slack.response_url("cmd"), json={"text": "later"})
     assert slack.responses == [{"name": "cmd", "text": "later"}]

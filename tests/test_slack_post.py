@@ -9,13 +9,6 @@ from bot.render.blocks import divider, reply_from_blocks, section
 from bot.reply import Reply
 from bot.slack.post import ProgressMessage, make_client, post_reply
 from core.settings import Settings
-from tests.fakes.slack_api import FakeSlack
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture
