@@ -60,6 +60,12 @@ class Settings:
     serve_host: str = "127.0.0.1"
     serve_port: int = 3000
     default_workspace: str | None = None          # the Pandora workspace a single-workspace install serves
+    # OAuth apps of the CRM connectors (the web flow runs through the sidecar's /oauth/<source>/… routes);
+    # without them HubSpot still connects with a private-app token.
+    hubspot_client_id: str | None = None
+    hubspot_client_secret: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -98,6 +104,10 @@ class Settings:
             serve_host=env.get("PANDORA_HOST") or "127.0.0.1",
             serve_port=_int(env, "PORT", 3000),
             default_workspace=env.get("PANDORA_WORKSPACE") or None,
+            hubspot_client_id=env.get("HUBSPOT_CLIENT_ID") or None,
+            hubspot_client_secret=env.get("HUBSPOT_CLIENT_SECRET") or None,
+            salesforce_client_id=env.get("SALESFORCE_CLIENT_ID") or None,
+            salesforce_client_secret=env.get("SALESFORCE_CLIENT_SECRET") or None,
         )
 
     @property
