@@ -29,6 +29,17 @@ class PipelineRun:
     since: datetime | None = None
     context: dict[str, Any] = field(default_factory=dict)
     as_of: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    changed_ids: dict[str, set] = field(default_factory=dict)
+
+    def note(self, key: str, ids) -> None:
+        """Record the ids of rows a step changed without moving their updated_at ("contacts.account_id"), so
+        later steps of an incremental run look at them too. Full runs look at everything and record nothing."""
+        if self.since is not None:
+            self.changed_ids.setdefault(key, set()).update(i for i in ids if i is not None)
+
+    def noted(self, *keys: str) -> list:
+        """The ids recorded under any of `keys`."""
+        return sorted(set().union(*(self.changed_ids.get(k, set()) for k in keys)), key=str)
 
     @property
     def params(self) -> dict[str, Any]:

@@ -149,6 +149,22 @@ def _scoped(statement: str, scope: dict | None, *skip: str) -> str:
     return statement
 
 
+def _run(conn, run, key: str, stmt, params, returning: str) -> int:
+    """Execute; in an incremental run also record what changed (run.note) for the steps after this one, as the
+    pipeline's own writes do not move updated_at. Withdrawn deal_contacts record their deals and contacts."""
+    from psycopg import sql
+
+    if run.since is None:
+        return conn.execute(stmt, params).rowcount
+    rows = conn.execute(stmt + sql.SQL(f" RETURNING {returning}"), params).fetchall()
+    if key == "deal_contacts":
+        run.note("deal_contacts.deal_id", [r["deal_id"] for r in rows])
+        run.note("deal_contacts.contact_id", [r["contact_id"] for r in rows])
+    else:
+        run.note(key, [r["id"] for r in rows])
+    return len(rows)
+
+
 @register_step("associations", order=20)
 def infer_associations(conn, run) -> dict[str, int]:
     """Full run: every unlinked row of the workspace. Incremental run: unlinked rows a sync wrote since (all
@@ -168,14 +184,16 @@ def infer_associations(conn, run) -> dict[str, int]:
     for table, (domain_expr, name_col) in _LINK_TARGETS.items():
         stmt = sql.SQL(_LINK_ACCOUNT.replace("{domain_expr}", domain_expr).replace("{name_col}", name_col)
                        .replace("{rows_scope}", rows_scope))
-        changed[f"{table}.account_id"] = conn.execute(stmt.format(table=sql.Identifier(table)), params).rowcount
-    changed["activities.deal_id"] = conn.execute(_ACTIVITY_DEAL, params).rowcount
+        changed[f"{table}.account_id"] = _run(conn, run, f"{table}.account_id", stmt.format(table=sql.Identifier(table)),
+                                              params, "r.id")
+    changed["activities.deal_id"] = _run(conn, run, "activities.deal_id", sql.SQL(_ACTIVITY_DEAL), params, "r.id")
     explicit = _scoped(_EXPLICIT_DEALS, scope, *(["/*contacts*/"] if scope and scope["deals_changed"] else []))
     changed["deal_contacts.explicit_deal_name"] = conn.execute(explicit, params).rowcount
     if scope is not None:  # the accounts may have gained links just above
         params.update(conn.execute(_SCOPE, params).fetchone())
         if not params["accounts"] and not params["contacts"] and not params["deals"]:
             return {k: v for k, v in changed.items() if v}
-    changed["deal_contacts.withdrawn"] = conn.execute(_scoped(_WITHDRAW_SINGLE_DEAL, scope), params).rowcount
+    changed["deal_contacts.withdrawn"] = _run(conn, run, "deal_contacts", sql.SQL(_scoped(_WITHDRAW_SINGLE_DEAL, scope)),
+                                              params, "dc.deal_id, dc.contact_id")
     changed["deal_contacts.inferred_single_deal"] = conn.execute(_scoped(_INFER_SINGLE_DEAL, scope), params).rowcount
     return {k: v for k, v in changed.items() if v}

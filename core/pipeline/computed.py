@@ -250,7 +250,7 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
     UNION
     SELECT ct.id, cv.id, cv.started_at FROM conversations cv {_PARTICIPANTS}
      WHERE {_CV_LIVE} AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s
-       AND pa.v ->> 'affiliation' IS DISTINCT FROM 'internal' /*contacts:ct.id*/
+       AND pa.v ->> 'affiliation' IS DISTINCT FROM 'internal' /*contacts:ct.id*/ /*emails*/
 ), touch AS (  -- every touch, by kind: the activity type, call (calls rows) or meeting (conversations)
     SELECT contact_id, lower(activity_type) AS kind, occurred_at AS at FROM activities
      WHERE {_LIVE} AND contact_id IS NOT NULL AND occurred_at <= %(as_of)s /*contacts:contact_id*/
@@ -360,6 +360,9 @@ def _changed(*also: str) -> str:
 _AFFECTED = f"""
 WITH act AS MATERIALIZED (
     SELECT deal_id, contact_id, account_id FROM activities WHERE {_changed('linked_at')}
+    UNION ALL  -- activities whose ids earlier steps of this run set (resolve_references, associations)
+    SELECT deal_id, contact_id, account_id FROM activities
+     WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_activities)s::uuid[])
 ), conv AS MATERIALIZED (
     SELECT id, deal_id, contact_id, account_id, participants FROM conversations cv
      WHERE {_changed('linked_at')}
@@ -370,10 +373,14 @@ WITH act AS MATERIALIZED (
     UNION SELECT deal_id FROM act UNION SELECT deal_id FROM conv UNION SELECT deal_id FROM cl
     UNION SELECT deal_id FROM deal_stage_history WHERE {_changed()}
     UNION SELECT deal_id FROM deal_contacts WHERE {_changed()}
+    UNION SELECT deal_id FROM deal_stage_history
+           WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_history)s::uuid[])
+    UNION SELECT unnest(%(noted_deals)s::uuid[])
 ), c AS (
     SELECT id FROM contacts WHERE {_changed()}
     UNION SELECT contact_id FROM act UNION SELECT contact_id FROM conv UNION SELECT contact_id FROM cl
     UNION SELECT ct.id FROM conv cv {_PARTICIPANTS}
+    UNION SELECT unnest(%(noted_contacts)s::uuid[])
     UNION SELECT contact_id FROM deal_contacts
            WHERE workspace_id = %(workspace_id)s
              AND (updated_at > %(since)s OR deal_id IN (SELECT id FROM d))
@@ -391,11 +398,16 @@ SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS deals,
 _SCOPE = re.compile(r"/\*(deals|contacts|accounts):([\w.]+)\*/")
 
 
+# The conversations that list an affected contact's e-mail, found through the GIN index of migration 0012.
+_EMAILS = "AND pandora_participant_emails(cv.participants) && %(contact_emails)s::text[]"
+
+
 def _scoped(statement: str, incremental: bool) -> str:
     """Turn the /*entity:column*/ markers into `AND column = ANY(the affected ids)` for an incremental run."""
     if not incremental:
-        return statement
-    return _SCOPE.sub(lambda m: f"AND {m.group(2)} = ANY(%({m.group(1)})s::uuid[])", statement)
+        return statement.replace("/*emails*/", "")
+    return _SCOPE.sub(lambda m: f"AND {m.group(2)} = ANY(%({m.group(1)})s::uuid[])", statement).replace(
+        "/*emails*/", _EMAILS)
 
 
 def _number(value: Any, default: int) -> Decimal:
@@ -450,10 +462,17 @@ def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
     params = parameters(run)
     incremental = run.since is not None
     if incremental:
-        affected = conn.cursor(row_factory=dict_row).execute(_AFFECTED, params).fetchone()
+        noted = {"noted_activities": run.noted("activities.account_id", "activities.contact_id", "activities.deal_id"),
+                 "noted_history": run.noted("deal_stage_history.deal_id", "deal_stage_history.stage_normalized"),
+                 "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
+                 "noted_contacts": run.noted("contacts.account_id", "deal_contacts.contact_id")}
+        affected = conn.cursor(row_factory=dict_row).execute(_AFFECTED, {**params, **noted}).fetchone()
         if not any(affected.values()):
             return {}
         params.update(affected)
+        params["contact_emails"] = conn.execute(
+            "SELECT ARRAY(SELECT DISTINCT lower(email) FROM contacts WHERE workspace_id = %(workspace_id)s"
+            " AND id = ANY(%(contacts)s::uuid[]) AND email IS NOT NULL) AS emails", params).fetchone()["emails"]
     conn.execute("SET LOCAL work_mem = '64MB'")  # the per-deal/contact aggregates hash in memory, not on disk
     changed = {}
     for table, statement in (("deals", _DEALS), ("contacts", _CONTACTS), ("accounts", _ACCOUNTS)):

@@ -177,6 +177,39 @@ SELECT DISTINCT id, source, kind, sid FROM refs
                                           WHERE touched OR derivable OR sid IN (SELECT source_id FROM changed_targets)))
 """
 
+# An incremental run relinks only candidate rows (the rest would come out as they are): rows a sync wrote, rows
+# without a contact listing an e-mail of a changed contact, rows naming a changed CRM record, rows on changed
+# deals/contacts or on accounts whose deals changed, and rows whose ids other steps of this run set. Every
+# branch is an index lookup (btree, or GIN over the reverse-lookup functions of migration 0012).
+_CANDIDATES = """
+CREATE TEMP TABLE {cand} ON COMMIT DROP AS
+SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
+UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND contact_id IS NULL
+                               AND pandora_participant_emails(participants) && %(changed_emails)s::text[]
+UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s
+                               AND pandora_crm_ref_ids(source_data) && %(changed_sids)s::text[]
+UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND deal_id = ANY(%(cand_deals)s::uuid[])
+UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND contact_id = ANY(%(cand_contacts)s::uuid[])
+UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND account_id = ANY(%(cand_accounts)s::uuid[])
+UNION SELECT unnest(%(cand_own)s::uuid[])
+"""
+
+# What changed since the previous run, as the lists _CANDIDATES looks rows up by.
+_CHANGES = """
+WITH d AS (SELECT id, account_id, source_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+     c AS (SELECT id, lower(email) AS email, source_id FROM contacts
+            WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+     a AS (SELECT id, source_id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+     -- deals whose account or stage earlier steps of this run set (no updated_at): their accounts' tier 3 may move
+     moved AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_deals)s::uuid[]))
+SELECT ARRAY(SELECT DISTINCT email FROM c WHERE email IS NOT NULL) AS changed_emails,
+       ARRAY(SELECT source_id FROM d UNION SELECT source_id FROM c UNION SELECT source_id FROM a) AS changed_sids,
+       ARRAY(SELECT id FROM d UNION SELECT id FROM moved) AS cand_deals,
+       ARRAY(SELECT id FROM c UNION SELECT unnest(%(noted_contacts)s::uuid[])) AS cand_contacts,
+       ARRAY(SELECT account_id FROM d WHERE account_id IS NOT NULL UNION SELECT id FROM a
+             UNION SELECT account_id FROM moved WHERE account_id IS NOT NULL) AS cand_accounts
+"""
+
 _LINK = """
 WITH base AS MATERIALIZED (
     SELECT r.id, r.ctid AS rid, r.{at} AS at, r.contact_id, r.account_id, r.deal_id, r.link_details, r.link_method,
@@ -254,7 +287,7 @@ WITH base AS MATERIALIZED (
       FROM (SELECT account_id, id, COALESCE(source_created_at, created_at) AS born,
                    row_number() OVER (PARTITION BY account_id ORDER BY COALESCE(source_created_at, created_at), id) AS n
               FROM deals
-             WHERE workspace_id = %(workspace_id)s AND deleted_at IS NULL AND account_id IS NOT NULL
+             WHERE workspace_id = %(workspace_id)s AND deleted_at IS NULL AND account_id IS NOT NULL {fod_scope}
                AND (stage_normalized IS NULL OR stage_normalized NOT IN ('closed_won', 'closed_lost'))) AS o
      WHERE n <= 2
      GROUP BY account_id
@@ -312,11 +345,14 @@ def _pick(alias: str, column: str = "id") -> str:
 
 
 @lru_cache(maxsize=None)
-def _statements(table: str) -> tuple[str, str, str]:
+def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, str]:
     spec = _TABLES[table]
     md = _MD.format(deal_origin=spec["deal_origin"])
+    cand = f"_linker_cand_{table}"
+    rows = _ROWS.format(filter=spec["filter"]) + (f" AND r.id IN (SELECT id FROM {cand})" if incremental else "")
     names = {
-        "table": table, "at": spec["at"], "rows": _ROWS.format(filter=spec["filter"]), "touched": _TOUCHED,
+        "table": table, "at": spec["at"], "rows": rows, "touched": _TOUCHED, "cand": cand,
+        "fod_scope": "AND account_id IN (SELECT new_account FROM linked)" if incremental else "",
         "changed_since": _CHANGED_SINCE, "own_refs": spec["own_refs"],
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
@@ -325,7 +361,7 @@ def _statements(table: str) -> tuple[str, str, str]:
         "pick_contact": _pick("c"), "pick_account": _pick("a"), "pick_deal": _pick("d"),
         "pick_deal_account": _pick("d", "account_id"), "pick_contact_account": _pick("c", "account_id"),
     }
-    return _EMAILS.format(**names), _REFS.format(**names), _LINK.format(**names)
+    return _CANDIDATES.format(**names), _EMAILS.format(**names), _REFS.format(**names), _LINK.format(**names)
 
 
 @register_step("linker", order=30)
@@ -334,16 +370,26 @@ def link_entities(conn, run) -> dict[str, int]:
     state = {"rules": RULES_VERSION, "filter_rules": FILTER_RULES, "internal_domains": domains}
     full = run.since is None or last_used(conn, run.workspace_id, "linker") != state
     params = {**run.params, "full": full, "internal_domains": domains}
+    if not full:
+        params.update(conn.execute(_CHANGES, {
+            **params, "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
+            "noted_contacts": run.noted("contacts.account_id")}).fetchone())
     changed: dict[str, int] = {}
     with conn.transaction():  # the temp tables and SET LOCAL need one, even on an autocommit connection
         conn.execute("SET LOCAL work_mem = '64MB'")  # the joins and sorts below cover the whole workspace
         for table in _TABLES:
-            emails, refs, link = _statements(table)
+            candidates, emails, refs, link = _statements(table, not full)
+            temps = f"_linker_emails_{table}, _linker_refs_{table}"
+            if not full:
+                own = [k for k in run.changed_ids if k.startswith(f"{table}.")]
+                conn.execute(candidates, {**params, "cand_own": run.noted(*own)})
+                conn.execute(f"ANALYZE _linker_cand_{table}")
+                temps += f", _linker_cand_{table}"
             conn.execute(emails, params)
             conn.execute(refs, params)
             conn.execute(f"ANALYZE _linker_emails_{table}, _linker_refs_{table}")
             row = conn.execute(link, params).fetchone()
-            conn.execute(f"DROP TABLE _linker_emails_{table}, _linker_refs_{table}")
+            conn.execute(f"DROP TABLE {temps}")
             changed.update({f"{table}.{k}": v for k, v in row.items() if v})
         remember(conn, run.workspace_id, "linker", state)
     return changed

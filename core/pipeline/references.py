@@ -39,9 +39,12 @@ UPDATE {table} AS r SET {id_col} = t.id
    AND t.source_id = r.{src_col}
    AND r.{id_col} IS DISTINCT FROM t.id {scope}
 """
-# An incremental run resolves the rows a sync wrote since the last run, and the rows whose target had not
-# arrived yet (a partial index holds just those), instead of joining whole tables.
-_SCOPES = ("AND r.updated_at > %(since)s", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL")
+# An incremental run resolves the rows a sync wrote since the last run, the rows whose target had not arrived
+# yet (a partial index holds just those), and the rows pointing at a target written since (found through the
+# (workspace_id, *_source_id) indexes), instead of joining whole tables.
+_SCOPES = ("AND r.updated_at > %(since)s", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL",
+           # a target that arrived since, for rows another step linked meanwhile by inference
+           "AND t.updated_at > %(since)s AND r.{src_col} IS NOT NULL")
 
 
 # Exports carry the CRM's own ids ("Converted Contact ID", "Account ID"), so a file-imported row may point at a
@@ -69,13 +72,23 @@ def resolve_references(conn, run) -> dict[str, int]:
         names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),
                  "target": sql.Identifier(target), "src_col": sql.Identifier(src_col)}
         n = 0
-        for scope in scopes:
-            stmt = sql.SQL(_UPDATE).format(scope=sql.SQL(scope).format(**names), **names)
-            n += conn.execute(stmt, params).rowcount
-        n += conn.execute(sql.SQL(_UPDATE_FROM_FILE).format(**names), params).rowcount
+        statements = [sql.SQL(_UPDATE).format(scope=sql.SQL(scope).format(**names), **names) for scope in scopes]
+        statements.append(sql.SQL(_UPDATE_FROM_FILE).format(**names))
+        for stmt in statements:
+            if run.since is None:
+                n += conn.execute(stmt, params).rowcount
+            else:  # later steps of an incremental run must see these rows too (updated_at did not move)
+                ids = _returning(conn, stmt, params)
+                run.note(f"{table}.{id_col}", ids)
+                n += len(ids)
         if n:
             changed[f"{table}.{id_col}"] = n
     return changed
+
+
+def _returning(conn, stmt, params) -> list:
+    cur = conn.execute(stmt + sql.SQL(" RETURNING r.id"), params)
+    return [row["id"] if isinstance(row, dict) else row[0] for row in cur.fetchall()]
 
 
 # Every linker-owned reference and the table it points at, for clearing references to deleted rows.

@@ -91,6 +91,13 @@ def normalize_stages(conn, run) -> dict[str, int]:
         added += conn.execute(_INSERT_MAPPING, {**params, "source": row["source"], "raw": row["stage"],
                                                 "stage": stage, "origin": origin, "confidence": confidence}).rowcount
     changed = {"stage_mappings": added}
-    changed["deals"] = conn.execute(_APPLY, params).rowcount
-    changed["deal_stage_history"] = conn.execute(_APPLY_HISTORY, params).rowcount
+    if run.since is None:
+        changed["deals"] = conn.execute(_APPLY, params).rowcount
+        changed["deal_stage_history"] = conn.execute(_APPLY_HISTORY, params).rowcount
+    else:  # a remapped stage moves deals no sync touched: the later steps of this run must look at them
+        deals = [r["id"] for r in conn.execute(_APPLY + " RETURNING d.id", params).fetchall()]
+        history = [r["id"] for r in conn.execute(_APPLY_HISTORY + " RETURNING h.id", params).fetchall()]
+        run.note("deals.stage_normalized", deals)
+        run.note("deal_stage_history.stage_normalized", history)
+        changed["deals"], changed["deal_stage_history"] = len(deals), len(history)
     return {k: v for k, v in changed.items() if v}
