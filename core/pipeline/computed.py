@@ -95,6 +95,7 @@ from psycopg.types.json import Jsonb
 
 from core.context import DEFAULTS, lookup
 from core.pipeline import PipelineRun, register_step
+from core.pipeline.lookups import rows_naming
 from core.stages import OPEN_STAGES, default_probability
 
 _THRESHOLDS = DEFAULTS["goals_and_targets"]["thresholds"]
@@ -398,8 +399,8 @@ SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS deals,
 _SCOPE = re.compile(r"/\*(deals|contacts|accounts):([\w.]+)\*/")
 
 
-# The conversations that list an affected contact's e-mail, found through the GIN index of migration 0012.
-_EMAILS = "AND pandora_participant_emails(cv.participants) && %(contact_emails)s::text[]"
+# The conversations that list an affected contact's e-mail (found through the GIN index: core.pipeline.lookups).
+_EMAILS = "AND cv.id = ANY(%(email_conversations)s::uuid[])"
 
 
 def _scoped(statement: str, incremental: bool) -> str:
@@ -470,9 +471,10 @@ def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
         if not any(affected.values()):
             return {}
         params.update(affected)
-        params["contact_emails"] = conn.execute(
+        emails = conn.execute(
             "SELECT ARRAY(SELECT DISTINCT lower(email) FROM contacts WHERE workspace_id = %(workspace_id)s"
             " AND id = ANY(%(contacts)s::uuid[]) AND email IS NOT NULL) AS emails", params).fetchone()["emails"]
+        params["email_conversations"] = rows_naming(conn, "conversations", "emails", run.workspace_id, emails)
     conn.execute("SET LOCAL work_mem = '64MB'")  # the per-deal/contact aggregates hash in memory, not on disk
     changed = {}
     for table, statement in (("deals", _DEALS), ("contacts", _CONTACTS), ("accounts", _ACCOUNTS)):

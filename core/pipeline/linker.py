@@ -55,6 +55,7 @@ from functools import lru_cache
 from core.pipeline import register_step
 from core.pipeline.domains import internal_domains, last_used, remember
 from core.pipeline.internal import RULES_VERSION as FILTER_RULES
+from core.pipeline.lookups import rows_naming
 
 # Bump when the linking rules change, so the next incremental run relinks everything.
 RULES_VERSION = 1
@@ -180,14 +181,11 @@ SELECT DISTINCT id, source, kind, sid FROM refs
 # An incremental run relinks only candidate rows (the rest would come out as they are): rows a sync wrote, rows
 # without a contact listing an e-mail of a changed contact, rows naming a changed CRM record, rows on changed
 # deals/contacts or on accounts whose deals changed, and rows whose ids other steps of this run set. Every
-# branch is an index lookup (btree, or GIN over the reverse-lookup functions of migration 0012).
+# branch is an index lookup (btree here; GIN, through core.pipeline.lookups, for e-mails and CRM ids).
 _CANDIDATES = """
 CREATE TEMP TABLE {cand} ON COMMIT DROP AS
 SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
-UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND contact_id IS NULL
-                               AND pandora_participant_emails(participants) && %(changed_emails)s::text[]
-UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s
-                               AND pandora_crm_ref_ids(source_data) && %(changed_sids)s::text[]
+UNION SELECT unnest(%(cand_listed)s::uuid[])  -- rows listing a changed e-mail or CRM id (core.pipeline.lookups)
 UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND deal_id = ANY(%(cand_deals)s::uuid[])
 UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND contact_id = ANY(%(cand_contacts)s::uuid[])
 UNION SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND account_id = ANY(%(cand_accounts)s::uuid[])
@@ -279,7 +277,7 @@ WITH base AS MATERIALIZED (
                                      THEN 'email_match' ELSE b.ma END AS new_ma) AS y
      CROSS JOIN LATERAL (SELECT CASE y.new_ma WHEN b.ma THEN b.account_id WHEN 'crm_native' THEN w.crm_account
                                      ELSE w.email_account END AS new_account) AS z
-), first_open_deals AS (
+), first_open_deals AS MATERIALIZED (  -- once, not once per row of a nested loop
     -- Per account, its earliest open deal and when the second one appeared: a row dated in between has
     -- exactly one open deal alive.
     SELECT account_id, min(id::text COLLATE "C") FILTER (WHERE n = 1)::uuid AS deal_id,
@@ -382,7 +380,9 @@ def link_entities(conn, run) -> dict[str, int]:
             temps = f"_linker_emails_{table}, _linker_refs_{table}"
             if not full:
                 own = [k for k in run.changed_ids if k.startswith(f"{table}.")]
-                conn.execute(candidates, {**params, "cand_own": run.noted(*own)})
+                listed = (rows_naming(conn, table, "emails", run.workspace_id, params["changed_emails"])
+                          + rows_naming(conn, table, "crm_ids", run.workspace_id, params["changed_sids"]))
+                conn.execute(candidates, {**params, "cand_own": run.noted(*own), "cand_listed": listed})
                 conn.execute(f"ANALYZE _linker_cand_{table}")
                 temps += f", _linker_cand_{table}"
             conn.execute(emails, params)
