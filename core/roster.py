@@ -17,7 +17,8 @@ import psycopg
 
 # Malformed entries (not objects, empty strings) are skipped rather than failing the whole roster: the
 # metadata is written by several code paths and a bad element should cost that element only.
-_ROSTER = """
+# Every tracked user of every connected source, one row each (the two queries below read the same list).
+_TRACKED = """
 WITH tracked AS (
     SELECT c.connector_name AS connector,
            NULLIF(btrim(u->>'id'), '') AS user_id,
@@ -31,7 +32,9 @@ WITH tracked AS (
      WHERE c.workspace_id = %(workspace_id)s
        AND c.status <> 'disconnected'
        AND jsonb_typeof(u) = 'object'
-)
+)"""
+
+_ROSTER = _TRACKED + """
 SELECT email,
        (array_agg(name ORDER BY connector, ord) FILTER (WHERE name IS NOT NULL))[1] AS name,
        COALESCE(array_agg(DISTINCT name) FILTER (WHERE name IS NOT NULL), '{}') AS names,
@@ -44,18 +47,11 @@ SELECT email,
  ORDER BY lower((array_agg(name ORDER BY connector, ord) FILTER (WHERE name IS NOT NULL))[1]) NULLS LAST, email
 """
 
-_NO_EMAIL = """
-SELECT c.connector_name AS connector, NULLIF(btrim(u->>'id'), '') AS id, NULLIF(btrim(u->>'name'), '') AS name
-  FROM connections c
- CROSS JOIN LATERAL jsonb_array_elements(
-           CASE WHEN jsonb_typeof(c.metadata->'tracked_users') = 'array'
-                THEN c.metadata->'tracked_users' ELSE '[]'::jsonb END) WITH ORDINALITY AS t(u, ord)
- WHERE c.workspace_id = %(workspace_id)s
-   AND c.status <> 'disconnected'
-   AND jsonb_typeof(u) = 'object'
-   AND NULLIF(btrim(u->>'email'), '') IS NULL
-   AND (NULLIF(btrim(u->>'id'), '') IS NOT NULL OR NULLIF(btrim(u->>'name'), '') IS NOT NULL)
- ORDER BY c.connector_name, ord
+_NO_EMAIL = _TRACKED + """
+SELECT connector, user_id AS id, name
+  FROM tracked
+ WHERE email IS NULL AND (user_id IS NOT NULL OR name IS NOT NULL)
+ ORDER BY connector, ord
 """
 
 
