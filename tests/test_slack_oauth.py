@@ -14,7 +14,6 @@ import pytest
 from bot.slack import registry
 from tests.fakes.slack_requests import CHANNEL_ID, SlackSender
 from tests.slack_app_fixtures import SECRET, make_http
-from tests.slack_app_fixtures import slack  # noqa: F401 (fixture)
 
 TEAM = "T0NEW"
 STATE_COOKIE = "slack-app-oauth-state"
