@@ -217,3 +217,71 @@ def test_retry_logs_never_include_headers(caplog):
     assert "hubspot: GET /crm/v3/objects/deals answered 502; retry 2/5" in caplog.text
     assert "log-secret-456" not in caplog.text
     assert "query-secret" not in caplog.text
+
+
+class TokenRotation:
+    """An AuthRefresher handing out numbered tokens (or failing), counting its calls."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.calls = 0
+        self.fail = fail
+
+    def refresh(self) -> dict[str, str]:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        return {"Authorization": f"Bearer fresh-{self.calls}"}
+
+
+def test_401_refreshes_the_token_once_and_keeps_it_for_later_requests():
+    seen: list[httpx.Request] = []
+    transport = scripted(httpx.Response(401, json=[{"errorCode": "INVALID_SESSION_ID"}]), httpx.Response(200, json={}),
+                         seen=seen)
+    refresher = TokenRotation()
+    headers = {"Authorization": "Bearer expired"}
+    with client_for(transport, FakeClock(), headers=headers, auth=refresher, label="Salesforce") as client:
+        client.request("GET", "/services/data/v63.0/query")
+        client.request("GET", "/services/data/v63.0/query")
+    assert refresher.calls == 1
+    assert [r.headers["Authorization"] for r in seen] == ["Bearer expired", "Bearer fresh-1", "Bearer fresh-1"]
+
+
+def test_a_second_401_after_the_refresh_says_reconnect_with_the_label():
+    transport = scripted(httpx.Response(401, json=[{"errorCode": "INVALID_SESSION_ID"}]))
+    refresher = TokenRotation()
+    with client_for(transport, FakeClock(), auth=refresher, label="Salesforce") as client:
+        with pytest.raises(AuthError) as caught:
+            client.request("GET", "/services/data/v63.0/query")
+    assert refresher.calls == 1
+    assert caught.value.message.endswith("reconnect Salesforce")
+    assert caught.value.details["status"] == 401
+
+
+def test_a_failed_refresh_is_an_auth_error_saying_reconnect():
+    seen: list[httpx.Request] = []
+    transport = scripted(httpx.Response(401, json={}), httpx.Response(200, json={}), seen=seen)
+    refresher = TokenRotation(fail=ConnectorError("token endpoint said invalid_grant"))
+    with client_for(transport, FakeClock(), auth=refresher, label="HubSpot") as client:
+        with pytest.raises(AuthError) as caught:
+            client.request("GET", "/crm/v3/objects/deals")
+    assert "invalid_grant" in caught.value.message and caught.value.message.endswith("reconnect HubSpot")
+    assert len(seen) == 1  # nothing retried with the stale token
+
+
+def test_without_a_refresher_a_401_still_names_the_way_out():
+    transport = scripted(httpx.Response(401, json={"message": "expired"}))
+    with client_for(transport, FakeClock(), label="HubSpot") as client, pytest.raises(AuthError) as caught:
+        client.request("GET", "/crm/v3/objects/deals")
+    assert caught.value.message.endswith("reconnect HubSpot")
+
+
+def test_on_response_may_stop_the_request_with_its_own_error():
+    def cap(response: httpx.Response) -> None:
+        if response.headers.get("Sforce-Limit-Info") == "api-usage=96/100":
+            raise RateLimited("daily cap near", retry_after=None)
+
+    seen: list[httpx.Request] = []
+    transport = scripted(httpx.Response(200, headers={"Sforce-Limit-Info": "api-usage=96/100"}, json={}), seen=seen)
+    with client_for(transport, FakeClock(), on_response=cap) as client, pytest.raises(RateLimited):
+        client.request("GET", "/services/data/v63.0/query")
+    assert len(seen) == 1

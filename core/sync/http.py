@@ -5,6 +5,11 @@ retry can fix (5xx, transport errors, 429 within budget), waits the way the sour
 connector's own header), spaces calls with a token bucket, and turns every failure into the Pandora error tree
 with a message that names the connector, method, path and status.
 
+OAuth sources hand it an `AuthRefresher`: on a 401 the client asks it once for new headers (a refreshed access
+token), retries the request with them and keeps them for later requests; a second 401, or a refresh that fails,
+is an AuthError telling the user to reconnect the source. `on_response` sees every response first (Salesforce
+tracks its daily API usage there and raises RateLimited to pause before the cap).
+
 It must never put headers (Authorization, API tokens) or query strings (which may carry keys) into error
 messages or logs, and never read the environment: base URL, credentials and limits are passed in.
 """
@@ -16,17 +21,27 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import httpx
 
-from core.errors import AuthError, ConnectorError, RateLimited, RetriableError
+from core.errors import AuthError, ConnectorError, PandoraError, RateLimited, RetriableError
 
 log = logging.getLogger("pandora.http")
 
 Sleep = Callable[[float], None]
 RetryAfterFrom = Callable[[httpx.Response], "float | None"]
 OnResponse = Callable[[httpx.Response], None]
+
+
+class AuthRefresher(Protocol):
+    """Gets fresh credentials after a 401 (an OAuth refresh-token grant) and persists them itself.
+
+    `refresh()` returns the headers to send from now on (e.g. {"Authorization": "Bearer …"}) and raises any
+    PandoraError (or other exception) when the source refuses: the client turns that into "reconnect <Label>".
+    """
+
+    def refresh(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +143,8 @@ class HttpClient:
         *,
         connector: str,
         headers: dict[str, str] | None = None,
-        auth: httpx.Auth | None = None,
+        auth: AuthRefresher | None = None,
+        label: str | None = None,
         timeout: float | httpx.Timeout = 30.0,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
@@ -138,6 +154,8 @@ class HttpClient:
         on_response: OnResponse | None = None,
     ) -> None:
         self.connector = connector
+        self.label = label or connector.replace("_", " ").title()
+        self.auth = auth
         self.retry = retry or RetryPolicy()
         self.rate_limiter = rate_limiter
         self.stats = ClientStats()
@@ -147,7 +165,6 @@ class HttpClient:
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
-            auth=auth,
             timeout=timeout,
             transport=transport,
             follow_redirects=True,
@@ -195,6 +212,7 @@ class HttpClient:
         """Send one logical request; returns a 2xx/3xx response or raises from the Pandora error tree."""
         method = method.upper()
         attempt = 0
+        refreshed = False
         while True:
             attempt += 1
             request = self._client.build_request(
@@ -226,6 +244,11 @@ class HttpClient:
             status = response.status_code
             if status < 400:
                 return response
+            if status == 401 and self.auth is not None and not refreshed:
+                refreshed = True
+                self._refresh(method, path, response)
+                attempt -= 1  # the retry with a fresh token is not a failed attempt
+                continue
             hint = None
             if status == 429:
                 self.stats.rate_limited += 1
@@ -236,6 +259,20 @@ class HttpClient:
                 raise self._error(method, path, response, attempt, retry_after=hint)
             delay = hint if hint is not None else self.retry.backoff(attempt)
             self._wait(delay, method, path, f"answered {status}", attempt)
+
+    def _refresh(self, method: str, path: str, response: httpx.Response) -> None:
+        """One refresh per logical request: new headers on success, AuthError "reconnect <Label>" otherwise."""
+        self.stats.retries += 1
+        try:
+            fresh = self.auth.refresh()
+        except Exception as exc:  # whatever the token endpoint said, the user's way out is to reconnect
+            why = exc.message if isinstance(exc, PandoraError) else f"{type(exc).__name__}"
+            raise AuthError(
+                f"{self.label} rejected the stored login and refreshing it failed ({why}): reconnect {self.label}",
+                connector=self.connector, method=method, path=path, status=response.status_code,
+            ) from exc
+        self._client.headers.update(fresh)
+        log.info("%s: %s %s answered 401; token refreshed, retrying once", self.connector, method, path)
 
     def _retry_after(self, response: httpx.Response) -> float | None:
         """The connector's own signal first (it knows its headers), then the standard `Retry-After`."""
@@ -260,7 +297,9 @@ class HttpClient:
         status = response.status_code
         message = f"{self.connector}: {method} {path} answered {status}: {_body_excerpt(response)}"
         details = dict(connector=self.connector, method=method, path=path, status=status, attempts=attempt)
-        if status in (401, 403):
+        if status == 401:
+            return AuthError(f"{message}; reconnect {self.label}", **details)
+        if status == 403:
             return AuthError(message, **details)
         if status == 429:
             return RateLimited(message, retry_after=retry_after, **details)
