@@ -11,3 +11,5 @@ def load_all() -> None:
         return
     _loaded = True
     # Connector packages register themselves here as they land (hubspot, salesforce, gong, ...).
+    from connectors.hubspot.connector import register as _hubspot; _hubspot()  # noqa: E702
+    from connectors.salesforce import register as _salesforce; _salesforce()  # noqa: E702

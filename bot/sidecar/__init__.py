@@ -24,7 +24,7 @@ def api_routes(db, settings: Settings, *, jobs: Jobs | None = None, transport: h
                sleep: Callable[[float], None] | None = None) -> list[BaseRoute]:
     """The REST and webhook routes over `db`. `jobs`, `transport` and `sleep` are for tests (await background
     work, fake the network for outbound callbacks, skip retry waits)."""
-    from bot.sidecar import routes_connectors, routes_data, webhooks
+    from bot.sidecar import routes_connectors, routes_data, routes_oauth, webhooks
     from connectors import load_all
 
     load_all()  # the connect/sync routes look connectors up by name
@@ -36,6 +36,7 @@ def api_routes(db, settings: Settings, *, jobs: Jobs | None = None, transport: h
         *routes_connectors.routes(deps, key_auth),
         *routes_data.routes(deps, key_auth),
         *webhooks.routes(deps, webhook_auth(db, deps.vault)),
+        *routes_oauth.routes(deps),  # CRM OAuth web flow (no API key: a browser follows a signed link)
     ]
 
 

@@ -9,7 +9,15 @@ Guarantees:
   uncommitted page and, since writes are upserts, never duplicates a row.
 - **Every run is recorded** in `sync_log` (status, per-entity counts, pages, error, timings, post-sync steps).
 - **Post-sync steps run afterwards** (`core.pipeline.run_post_sync`).
-Saved stream state: `{"since", "page", "max_cursor"}` while a walk is in progress, `{"cursor"}` between runs.
+- **Refreshed credentials are persisted at once** (encrypted, their own transaction): a connector that renewed
+  an OAuth token mid-sync calls `on_credentials`, so the next run (or a retry after a crash) starts with it.
+- **Connector hooks** (`core.sync.protocol`): `prepare` refreshes connection metadata before the streams
+  (owners, pipelines); `Stream.enrich` completes a page's raw records before normalize; `Stream.on_written`
+  derives link rows in the page's transaction. A normalize that returns `deleted_at` set is a soft delete:
+  it is an ordinary upsert, so an archived record keeps its row and history, and a restored one (normalize
+  returns `deleted_at: None`) comes back.
+Saved stream state: `{"since", "page", "max_cursor", "started"}` while a walk is in progress, `{"cursor"}`
+between runs.
 """
 from __future__ import annotations
 
@@ -23,14 +31,14 @@ import httpx
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from core.connections import get_connection
+from core.connections import get_connection, save_connection, update_metadata
 from core.credentials import Vault
 from core.db.upsert import upsert_rows
 from core.errors import PandoraError, SyncInProgress
 from core.pipeline import run_post_sync
 from core.sync import registry
 from core.sync.paginators import dig, iterate_pages
-from core.sync.protocol import Stream, StreamContext
+from core.sync.protocol import Stream, StreamContext, accepts_on_credentials
 
 log = logging.getLogger("pandora.sync")
 ANALYZE_AFTER_INSERTS = 1000
@@ -77,6 +85,13 @@ def _later(a: Any, b: Any) -> Any:
         return a if float(a) >= float(b) else b
     except (TypeError, ValueError):
         return a if str(a) >= str(b) else b
+
+
+def _earlier(a: Any, b: Any) -> Any:
+    """The earlier of two cursor values (None = no bound)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return a if _later(a, b) == b else b
 
 
 def _merge(base: dict | None, extra: dict | None) -> dict | None:
@@ -142,12 +157,22 @@ class SyncEngine:
         started = time.perf_counter()
         try:
             credentials = self.vault.decrypt(connection["credentials"])
-            metadata = connection["metadata"]
-            ctx = StreamContext(report.workspace_id, connector.name, metadata)
-            kwargs = {"transport": self.transport} if self.transport else {}
+            metadata = dict(connection["metadata"])
+            ctx = StreamContext(report.workspace_id, connector.name, metadata,
+                                cursors=dict(connection["sync_cursors"]), full=full)
+            kwargs: dict[str, Any] = {"transport": self.transport} if self.transport else {}
             if self.sleep:
                 kwargs["sleep"] = self.sleep
+            if accepts_on_credentials(connector):
+                kwargs["on_credentials"] = lambda new: self._save_credentials(connection, new)
             with connector.client(credentials, metadata, **kwargs) as client:
+                prepare = getattr(connector, "prepare", None)
+                if prepare is not None:
+                    patch = prepare(client, ctx) or {}
+                    if patch:
+                        with self.db.connection() as conn:
+                            update_metadata(conn, report.workspace_id, connector.name, patch)
+                        metadata.update(patch)
                 for stream in connector.streams(ctx):
                     partitions = stream.partitions(ctx) if stream.partitions else [None]
                     for part in partitions:
@@ -165,7 +190,7 @@ class SyncEngine:
             try:
                 self._finish(report)
             finally:
-                lock.close()  # releases the advisory lock
+                _release(lock)
 
     def _run_stream(self, client, stream: Stream, ctx: StreamContext, part: dict | None,
                     cursors: dict, report: SyncReport, full: bool) -> None:
@@ -176,6 +201,7 @@ class SyncEngine:
             state = {}
         since = state.get("since") if resuming else state.get("cursor")
         max_seen = state.get("max_cursor") if resuming else since
+        started = state.get("started") if resuming and state.get("started") else time.time()
         params = dict(stream.params)
         body = stream.body
         if part:
@@ -185,11 +211,13 @@ class SyncEngine:
             extra = stream.since(since)
             params.update(extra.get("params", {}))
             body = _merge(body, extra.get("json"))
-        part_ctx = StreamContext(ctx.workspace_id, ctx.connector, ctx.metadata, part)
+        part_ctx = StreamContext(ctx.workspace_id, ctx.connector, ctx.metadata, part, ctx.cursors, ctx.full)
         counts = report.counts
         for page in iterate_pages(client, method=stream.method, path=stream.path, paginator=stream.paginator,
                                   records_path=stream.records_path, state=state.get("page"), params=params, json=body):
             by_table: dict[str, list[dict]] = {}
+            if stream.enrich and page.records:
+                stream.enrich(client, page.records, part_ctx)
             for record in page.records:
                 if stream.cursor_field:
                     max_seen = _later(max_seen, dig(record, stream.cursor_field))
@@ -200,9 +228,14 @@ class SyncEngine:
                     for table, extra_row in stream.related(record, part_ctx):
                         by_table.setdefault(table, []).append(extra_row)
             if page.state is not None:
-                new_state = {"since": since, "page": page.state, "max_cursor": max_seen}
+                new_state = {"since": since, "page": page.state, "max_cursor": max_seen, "started": started}
+            elif stream.cursor_field:
+                cursor = max_seen
+                if stream.cursor_ceiling is not None:  # a walk out of cursor order: never past its start
+                    cursor = _earlier(cursor, stream.cursor_ceiling(started))
+                new_state = {"cursor": cursor}
             else:
-                new_state = {"cursor": max_seen} if stream.cursor_field else {}
+                new_state = {}
             with self.db.connection() as conn:
                 for table, rows in by_table.items():
                     result = upsert_rows(conn, table, ctx.workspace_id, rows)
@@ -210,6 +243,10 @@ class SyncEngine:
                     c["fetched"] += len(rows)
                     for k, v in result.counts().items():
                         c[k] += v
+                if stream.on_written and by_table:
+                    for table, n in (stream.on_written(conn, part_ctx, by_table) or {}).items():
+                        c = counts.setdefault(table, {"fetched": 0, "inserted": 0, "updated": 0, "unchanged": 0})
+                        c["inserted"] += n
                 report.pages += 1
                 report.records_fetched += len(page.records)
                 conn.execute(
@@ -224,6 +261,13 @@ class SyncEngine:
                      "pages": report.pages, "fetched": report.records_fetched},
                 )
             cursors[key] = new_state
+
+    def _save_credentials(self, connection: dict, credentials: dict[str, Any]) -> None:
+        """Persist credentials a connector refreshed mid-sync (encrypted; committed at once, whatever the
+        sync does next: the old refresh token may already be spent)."""
+        with self.db.connection() as conn:
+            save_connection(conn, self.vault, connection["workspace_id"], connection["connector_name"],
+                            credentials, status=connection["status"])
 
     def _analyze_grown_tables(self, report: SyncReport) -> None:
         """Fresh planner statistics for tables that just grew a lot: the post-sync steps join them at once,
@@ -251,6 +295,17 @@ class SyncEngine:
                 {"workspace_id": report.workspace_id, "name": report.connector, "status": report.status,
                  "error": report.error, "auth_failed": getattr(report.exception, "code", None) == "auth_error"},
             )
+
+
+def _release(lock) -> None:
+    """Unlock explicitly before closing: a closed connection's backend drops its locks a moment later, and a
+    sync started right after this one returned must not find the lock still held."""
+    try:
+        lock.execute("SELECT pg_advisory_unlock_all()")
+    except Exception:  # the connection may be gone already; closing it releases the lock then
+        pass
+    finally:
+        lock.close()
 
 
 def sync_status(db, workspace_id, sync_id) -> dict[str, Any]:

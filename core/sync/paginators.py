@@ -76,7 +76,7 @@ class Paginator(ABC):
 class AfterCursor(Paginator):
     """An opaque cursor read from the payload and sent back as a query param or body key.
 
-    HubSpot list (`paging.next.after` → ?after=), HubSpot search (same, in the POST body), Gong
+    HubSpot list (`paging.next.after` → ?after=), Gong
     (`records.cursor` → body "cursor"), Google Drive (`nextPageToken` → ?pageToken=).
     """
 
@@ -190,6 +190,63 @@ class GraphQLCursor(Paginator):
 
     def records_path(self, state: State | None, default: str) -> str:
         return self.next_records_path if state is not None and self.next_records_path else default
+
+
+class KeysetSearch(Paginator):
+    """A search API walked by key instead of by offset (HubSpot CRM search: POST body, `after` capped at 10,000).
+
+    Every page is a fresh query "cursor property >= the last value seen", sorted ascending, with no offset: the
+    10,000-result cap never applies, and a record modified during the walk (which moves to the end of the sort)
+    can never shift an unseen record out of reach the way offset paging would — it is simply met again later.
+    Records sharing the last value are re-read on the next page (upserts make that harmless). When a whole
+    page shares one value (more ties than a page holds), the walk switches to that value's tie-break walk,
+    "value = v AND id > last id" sorted by id (ids are unique, so no tie is ever skipped), then resumes with
+    "value > v". The first page's filter comes from the stream (its `since`); `state` is
+    `{"mode": "gte" | "tie" | "gt", "value", "id"}` and resumes exactly.
+
+    `value_path` / `id_path` locate the value and id in a record; `property` / `id_property` name them in the
+    query. The filters replace the stream's `filterGroups` and `sorts`, so the stream body should not depend on
+    them beyond the first page.
+    """
+
+    def __init__(self, property: str, *, id_property: str = "hs_object_id", value_path: str | None = None,
+                 id_path: str = "id", more_path: str = "paging.next.after"):
+        self.property = property
+        self.id_property = id_property
+        self.value_path = value_path or f"properties.{property}"
+        self.id_path = id_path
+        self.more_path = more_path
+
+    def _filter(self, operator: str, value: Any, prop: str | None = None) -> dict[str, Any]:
+        return {"propertyName": prop or self.property, "operator": operator, "value": value}
+
+    def request(self, state: State | None) -> PageRequest:
+        if state is None:
+            return PageRequest()
+        mode, value = state["mode"], state["value"]
+        if mode == "tie":
+            filters = [self._filter("EQ", value)]
+            if state.get("id") is not None:
+                filters.append(self._filter("GT", state["id"], self.id_property))
+            sort = self.id_property
+        else:
+            filters = [self._filter("GTE" if mode == "gte" else "GT", value)]
+            sort = self.property
+        return PageRequest(json={"filterGroups": [{"filters": filters}],
+                                 "sorts": [{"propertyName": sort, "direction": "ASCENDING"}]})
+
+    def next_state(self, state, payload, response, records):
+        more = dig(payload, self.more_path) not in (None, "")
+        if state is not None and state["mode"] == "tie":
+            if more and records:
+                return {"mode": "tie", "value": state["value"], "id": dig(records[-1], self.id_path)}
+            return {"mode": "gt", "value": state["value"]}  # every tie read: move past the value
+        if not more or not records:
+            return None
+        first, last = dig(records[0], self.value_path), dig(records[-1], self.value_path)
+        if first == last:  # a full page of one value: only the tie-break walk can get past it
+            return {"mode": "tie", "value": last, "id": None}
+        return {"mode": "gte", "value": last}
 
 
 def _merge(base: dict[str, Any] | None, extra: dict[str, Any] | None) -> dict[str, Any] | None:

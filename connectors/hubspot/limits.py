@@ -1,0 +1,50 @@
+"""HubSpot's burst limit, kept the way HubSpot counts it: at most N requests in any rolling window.
+
+A token bucket (core.sync.http.RateLimiter) can only be made safe for a rolling window by keeping its burst
+small (burst + rate x window <= N), and then every pause of ours — writing a page to the database between
+requests — is capacity lost for good. This limiter remembers when its last N requests were sent and lets a
+request go as soon as fewer than N were sent in the window before it, so time spent writing is made up by
+the next requests: the sync runs at the limit, never above it. `headroom` requests are left for clock
+skew between our send times and HubSpot's arrival times (and for anything else using the same app).
+
+It has the interface the shared HTTP client expects of a rate limiter (`acquire()`); it never sleeps while
+holding its lock.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+
+class RollingWindowLimiter:
+    def __init__(self, max_requests: int, window: float = 10.0, *, headroom: int = 2,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.capacity = max(1, int(max_requests) - max(0, headroom))
+        self.window = float(window)
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+        self.acquired = 0
+        self.waited = 0.0
+
+    def acquire(self) -> float:
+        """Block until a request may be sent (and count it as sent); returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.window:
+                    self._sent.popleft()
+                if len(self._sent) < self.capacity:
+                    self._sent.append(now)
+                    self.acquired += 1
+                    self.waited += waited
+                    return waited
+                wait = self._sent[0] + self.window - now + 0.001
+            self._sleep(wait)
+            waited += wait
