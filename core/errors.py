@@ -65,6 +65,13 @@ class ConnectorError(PandoraError):
     code = "connector_error"
 
 
+class PageStateExpired(ConnectorError):
+    """The source no longer holds the paging position a stream saved (Salesforce query locators expire after
+    ~15 idle minutes): the sync engine restarts that stream's walk from its saved cursor."""
+
+    code = "page_state_expired"
+
+
 class RetriableError(ConnectorError):
     """A transient failure (5xx, timeout, connection reset) that outlived its retries."""
 

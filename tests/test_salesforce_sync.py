@@ -302,6 +302,27 @@ def test_a_killed_sync_resumes_at_its_next_records_url_without_duplicates(db, db
     assert total[0]["n"] == total[0]["d"] == 4
 
 
+def test_a_sync_resumed_after_its_query_cursor_expired_walks_again_from_the_saved_cursor(db, db_url, vault,
+                                                                                         connected, sf):
+    sf.block_on_locator_page = 2
+    pid = os.fork()
+    if pid == 0:
+        try:
+            SyncEngine(Database(db_url), vault, sleep=lambda s: None).run(connected["id"], "salesforce")
+        finally:
+            os._exit(0)
+    assert sf.blocked.wait(20)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    sf.block_on_locator_page = None
+    sf.release.set()
+    sf.expire_query_locators()  # the pause outlived Salesforce's ~15 idle minutes
+    report = SyncEngine(db, vault, sleep=lambda s: None).run(connected["id"], "salesforce")
+    assert report.status == "succeeded", report.error
+    total = rows(db, connected, "SELECT count(*) AS n, count(DISTINCT source_id) AS d FROM deals WHERE workspace_id = %s")
+    assert total[0]["n"] == total[0]["d"] == 4
+
+
 def test_two_workspaces_sync_two_orgs_apart(db, vault, engine, workspace, sf):
     from core.workspaces import create_workspace
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import httpx
 
-from core.errors import AuthError, ConnectorError, RateLimited
+from core.errors import AuthError, PageStateExpired, RateLimited
 from core.sync.http import HttpClient
 from connectors.salesforce.oauth import LOGIN, app_credentials
 
@@ -46,10 +46,10 @@ class LimitGuard:
             )
         if response.status_code == 400 and _error_code(response) == "INVALID_QUERY_LOCATOR":
             # Salesforce drops a query's cursor after ~15 idle minutes: a walk paused longer cannot continue.
-            raise ConnectorError(
+            raise PageStateExpired(
                 "Salesforce no longer holds the query this sync was paging through (query cursors expire after "
                 "about 15 idle minutes); the stream has to start its walk again from its saved position.",
-                connector="salesforce", status=400, expired_page_state=True,
+                connector="salesforce", status=400,
             )
         if response.status_code < 400 and self.limit and self.used is not None \
                 and self.used >= self.threshold * self.limit:

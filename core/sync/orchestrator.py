@@ -34,7 +34,7 @@ from psycopg.types.json import Jsonb
 from core.connections import get_connection, save_connection, update_metadata
 from core.credentials import Vault
 from core.db.upsert import upsert_rows
-from core.errors import PandoraError, SyncInProgress
+from core.errors import PageStateExpired, PandoraError, SyncInProgress
 from core.pipeline import run_post_sync
 from core.sync import registry
 from core.sync.paginators import dig, iterate_pages
@@ -212,9 +212,23 @@ class SyncEngine:
             params.update(extra.get("params", {}))
             body = _merge(body, extra.get("json"))
         part_ctx = StreamContext(ctx.workspace_id, ctx.connector, ctx.metadata, part, ctx.cursors, ctx.full)
+        try:
+            self._walk(client, stream, ctx, part_ctx, key, state.get("page"), params, body, since, max_seen,
+                       started, cursors, report)
+        except PageStateExpired as exc:
+            if not resuming:
+                raise
+            # The saved page is gone at the source: walk again from the saved cursor. Every write is an
+            # upsert, so the pages read before the pause are rewritten as unchanged, never duplicated.
+            log.warning("%s: %s; restarting %s from its saved cursor", ctx.connector, exc.message, key)
+            self._walk(client, stream, ctx, part_ctx, key, None, params, body, since, since, time.time(),
+                       cursors, report)
+
+    def _walk(self, client, stream: Stream, ctx: StreamContext, part_ctx: StreamContext, key: str, page_state,
+              params: dict, body, since, max_seen, started: float, cursors: dict, report: SyncReport) -> None:
         counts = report.counts
         for page in iterate_pages(client, method=stream.method, path=stream.path, paginator=stream.paginator,
-                                  records_path=stream.records_path, state=state.get("page"), params=params, json=body):
+                                  records_path=stream.records_path, state=page_state, params=params, json=body):
             by_table: dict[str, list[dict]] = {}
             if stream.enrich and page.records:
                 stream.enrich(client, page.records, part_ctx)

@@ -163,6 +163,10 @@ class SalesforceApi(FakeServer):
                             rec.update({field: winner, "SystemModstamp": stamp, "LastModifiedDate": stamp})
             self.delete(sobject, loser, master=winner)
 
+    def expire_query_locators(self) -> None:
+        """What Salesforce does to a query cursor left idle for ~15 minutes: its nextRecordsUrl becomes a 400."""
+        self._cursors.clear()
+
     def expire_tokens(self) -> None:
         """Every issued access token stops working (a session timeout); refresh tokens still do."""
         with self._lock:
