@@ -12,6 +12,7 @@ from core.errors import InputError, PandoraError
 from core.settings import Settings
 from core.sync import registry
 from core.sync.orchestrator import SyncEngine
+from core.sync.protocol import client_for
 from core.sync.scheduler import build_scheduler, sync_all_active
 from core.workspaces import get_workspace
 
@@ -43,7 +44,7 @@ def connect(args, settings: Settings):
             creds[f.name] = getpass.getpass(f"{f.label}: ") if f.secret else input(f"{f.label}: ")
     metadata = _pairs(args.meta, "--meta")
     vault = Vault.from_settings(settings)
-    with connector.client(creds, metadata) as client:
+    with client_for(connector, creds, metadata) as client:
         account = connector.check_auth(client)  # AuthError before anything is saved
     with open_database(settings) as db, db.connection() as conn:
         ws = get_workspace(conn, args.workspace)

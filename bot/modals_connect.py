@@ -19,6 +19,7 @@ from core.connections import get_connection, save_connection, update_metadata
 from core.credentials import Vault
 from core.errors import AuthError, ConnectorError, NotFound
 from core.sync import registry
+from core.sync.protocol import client_for
 
 CONNECT_CALLBACK = "connect_submit"
 TRACKED_CALLBACK = "tracked_reps_submit"
@@ -102,7 +103,7 @@ def submit_connect(db, settings, workspace_id, view: dict[str, Any], *, transpor
     users: list[dict[str, Any]] | None = None
     directory_problem = None
     try:
-        with connector.client(creds, meta, transport=transport) as client:
+        with client_for(connector, creds, meta, transport=transport) as client:
             account = connector.check_auth(client)
             if supports_directory:
                 try:

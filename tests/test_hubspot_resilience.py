@@ -181,3 +181,19 @@ def test_two_workspaces_sync_their_own_portals(db, vault, workspace, hubspot, co
     theirs = {r["source_id"] for r in rows(db, other, "SELECT source_id FROM deals WHERE workspace_id = %s")}
     assert theirs == {"555"} and "555" not in mine and len(mine) == 4
     assert not rows(db, other, "SELECT 1 FROM deal_contacts WHERE workspace_id = %s")
+
+
+def test_a_token_refreshed_while_connecting_is_the_one_saved(db, vault, workspace, hubspot, connector):
+    from core.connections import save_connection
+    from core.sync.protocol import client_for
+
+    creds = {**hubspot.issue_tokens(2431623), **APP}
+    creds.pop("token_type"), creds.pop("expires_in")
+    expired = creds["access_token"]
+    hubspot.expire(expired)
+    with client_for(connector, creds, {}) as client:  # what the Slack modal, REST and CLI connect do
+        connector.check_auth(client)
+    with db.connection() as conn:
+        save_connection(conn, vault, workspace["id"], "hubspot", creds)
+    assert stored(db, vault, workspace)["access_token"] != expired
+    assert [t["grant_type"] for t in hubspot.token_requests] == ["refresh_token"]

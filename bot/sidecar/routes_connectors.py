@@ -21,6 +21,7 @@ from core.connections import get_connection, save_connection, update_metadata
 from core.errors import ConnectorError, InputError, PandoraError
 from core.sync import registry
 from core.sync.orchestrator import SyncEngine, sync_status
+from core.sync.protocol import client_for
 from core.workspaces import get_workspace
 
 BASE = "/api/workspaces/{workspace_id}"
@@ -124,7 +125,7 @@ def connect(deps: Deps, call: Call):
     extra: dict[str, Any] = {}
     directory_error = None
     try:
-        client = connector.client(creds, metadata)
+        client = client_for(connector, creds, metadata)
     except KeyError as exc:  # a connector that needs a setting in metadata (e.g. an instance URL)
         name = exc.args[0] if exc.args else "?"
         raise InputError(f"{connector.label} needs metadata.{name}", field=f"metadata.{name}") from None

@@ -165,6 +165,14 @@ def accepts_on_credentials(connector: Any) -> bool:
     return "on_credentials" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def client_for(connector: Any, credentials: dict[str, Any], metadata: dict[str, Any], **kwargs: Any) -> HttpClient:
+    """`connector.client(...)` for a connect flow: a token the connector refreshes while checking the
+    credentials is written back into `credentials` (in place), so what the caller saves next is the live one."""
+    if accepts_on_credentials(connector):
+        kwargs["on_credentials"] = credentials.update
+    return connector.client(credentials, metadata, **kwargs)
+
+
 class SupportsUserDirectory(Protocol):
     def list_users(self, client: HttpClient) -> list[dict[str, Any]]:
         """The source's user directory: [{id, name, email, ...}] (stored in connections.metadata)."""
