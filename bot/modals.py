@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.modals_base import ModalOutcome
-from bot.modals_connect import (CONNECT_CALLBACK, TRACKED_CALLBACK, connect_view, submit_connect,
+from bot.modals_connect import (CONNECT_CALLBACK, OAUTH_LINK_ACTION, TRACKED_CALLBACK, connect_view, submit_connect,
                                 submit_tracked_reps, tracked_reps_view)
 from bot.modals_import import MAPPING_CALLBACK, mapping_view, submit_mapping
 from bot.modals_settings import (CONTEXT_CALLBACK, QUOTA_CALLBACK, context_view, quota_view, submit_context,
@@ -27,11 +27,23 @@ from core.credentials import Vault
 from core.errors import InputError, NotFound
 
 CALLBACK_IDS = (CONNECT_CALLBACK, TRACKED_CALLBACK, CONTEXT_CALLBACK, QUOTA_CALLBACK, MAPPING_CALLBACK)
-ACTION_IDS: tuple[str, ...] = ()  # inputs inside these views dispatch no block_actions
+ACTION_IDS: tuple[str, ...] = (OAUTH_LINK_ACTION,)  # the sign-in link; inputs dispatch no block_actions
 
 __all__ = ["ACTION_IDS", "CALLBACK_IDS", "ModalOutcome", "connect_view", "context_view", "mapping_view",
            "quota_view", "submit", "submit_connect", "submit_context", "submit_mapping", "submit_quota",
            "submit_tracked_reps", "tracked_reps_view", "view_for"]
+
+
+def _oauth_link(settings, source: str, workspace_id) -> str | None:
+    """The sign-in link of a connector with an OAuth app configured (its client id set), else None."""
+    from core.sync import registry
+
+    spec = getattr(registry.get(source), "oauth", None)
+    if spec is None or not spec.client_id(settings):
+        return None
+    from bot.sidecar.routes_oauth import start_url
+
+    return start_url(settings, Vault.from_settings(settings), source, str(workspace_id))
 
 
 def view_for(db, settings, workspace_id, name: str) -> dict[str, Any]:
@@ -46,7 +58,7 @@ def view_for(db, settings, workspace_id, name: str) -> dict[str, Any]:
                 existing = Vault.from_settings(settings).decrypt(row["credentials"])
             except NotFound:
                 pass
-        return connect_view(arg, existing=existing)
+        return connect_view(arg, existing=existing, oauth_link=_oauth_link(settings, arg, workspace_id))
     if kind == "tracked_reps":
         return tracked_reps_view(db, workspace_id, arg)
     if kind == "context":

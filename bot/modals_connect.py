@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.modals_base import (MAX_OPTIONS, ModalOutcome, error_text, metadata, modal, option, plain, selected,
                              text_input, text_value)
-from bot.render.blocks import context, mrkdwn_escape, section
+from bot.render.blocks import button, context, mrkdwn_escape, section
 from core.connections import get_connection, save_connection, update_metadata
 from core.credentials import Vault
 from core.errors import AuthError, ConnectorError, NotFound
@@ -38,13 +38,21 @@ def _block(field_name: str) -> str:
     return f"cred_{field_name}"
 
 
-def connect_view(connector_name: str, *, existing: dict[str, Any] | None = None) -> dict[str, Any]:
+def connect_view(connector_name: str, *, existing: dict[str, Any] | None = None,
+                 oauth_link: str | None = None) -> dict[str, Any]:
     """One input per credential field. `existing` is the saved credentials (when editing): non-secret values
-    are prefilled, secret ones never are — their inputs become optional and say "leave blank to keep"."""
+    are prefilled, secret ones never are — their inputs become optional and say "leave blank to keep".
+    `oauth_link` (a connector with an OAuth app configured) adds a sign-in button: the web flow of
+    bot/sidecar/routes_oauth.py connects the source without pasting any secret into Slack."""
     connector = _connector(connector_name)
     existing = existing or {}
     blocks = [section(f"Connect *{mrkdwn_escape(connector.label)}* to Pandora. The credentials are checked "
                       "before they are saved, and stored encrypted.")]
+    if oauth_link:
+        blocks.append(section(f"Easiest: sign in with {mrkdwn_escape(connector.label)} in your browser (the link "
+                              "works for an hour). Or fill in the fields below.",
+                              accessory=button(f"Sign in with {connector.label}", OAUTH_LINK_ACTION, connector.name,
+                                               url=oauth_link)))
     for f in connector.credential_fields:
         saved = bool(existing.get(f.name))
         hint = f.help or None
@@ -55,6 +63,9 @@ def connect_view(connector_name: str, *, existing: dict[str, Any] | None = None)
             optional=(not f.required) or (f.secret and saved), hint=hint))
     title = f"Connect {connector.label}"
     return modal(CONNECT_CALLBACK, title, blocks, submit="Connect", metadata={"connector": connector.name})
+
+
+OAUTH_LINK_ACTION = "connect_oauth_link"
 
 
 def _scrub(text: str, secrets: dict[str, Any]) -> str:

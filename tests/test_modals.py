@@ -323,3 +323,26 @@ def test_an_unreachable_source_is_an_inline_error_that_never_echoes_the_secret(d
     assert "Nothing was saved" in outcome.errors["cred_token"] and TOKEN not in json.dumps(outcome.errors)
     with pytest.raises(NotFound):
         connection(db, workspace, "fakecalls")
+
+
+def test_a_source_with_an_oauth_app_offers_a_sign_in_link_and_one_without_does_not(db, settings, workspace):
+    import dataclasses
+    from urllib.parse import parse_qs, urlparse
+
+    from connectors import load_all
+    from core.credentials import Vault
+
+    load_all()
+    plain_view = modals.view_for(db, settings, workspace["id"], "connect:hubspot")
+    assert "connect_oauth_link" not in json.dumps(plain_view)  # no HUBSPOT_CLIENT_ID: the token form only
+
+    with_app = dataclasses.replace(settings, hubspot_client_id="app-id", hubspot_client_secret="app-secret",
+                                   public_url="https://pandora.example.com")
+    view = modals.view_for(db, with_app, workspace["id"], "connect:hubspot")
+    [link] = [b["accessory"] for b in view["blocks"] if b.get("accessory", {}).get("action_id") == "connect_oauth_link"]
+    url = urlparse(link["url"])
+    assert (url.scheme, url.netloc, url.path) == ("https", "pandora.example.com", "/oauth/hubspot/start")
+    query = parse_qs(url.query)
+    assert query["workspace_id"] == [str(workspace["id"])]
+    signed = Vault.from_settings(with_app).decrypt(query["link"][0].encode())
+    assert signed["ws"] == str(workspace["id"]) and signed["source"] == "hubspot"

@@ -78,7 +78,9 @@ def divider() -> dict[str, Any]:
     return {"type": "divider"}
 
 
-def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+def button(text: str, action_id: str, value: str, *, style: str | None = None, url: str | None = None
+           ) -> dict[str, Any]:
+    """A button; with `url` it opens that page in the browser (Slack still sends the click, to be acked)."""
     if len(action_id) > MAX_ACTION_ID:
         raise ValueError(f"button action_id is {len(action_id)} characters (Slack allows {MAX_ACTION_ID})")
     if len(value) > MAX_BUTTON_VALUE:
@@ -89,6 +91,10 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
                                                       "emoji": True}, "action_id": action_id, "value": value}
     if style:
         out["style"] = style
+    if url:
+        if len(url) > 3000:
+            raise ValueError(f"button url is {len(url)} characters (Slack allows 3000)")
+        out["url"] = url
     return out
 
 

@@ -6,6 +6,7 @@ Buttons that open a modal do it in the ack listener (trigger_id valid for 3 s); 
 """
 from __future__ import annotations
 
+from bot.modals_connect import OAUTH_LINK_ACTION
 from bot.slack.listeners.common import OPEN_MODAL_ACTION, fail, open_modal
 
 IMPORT_CONFIRM = "import_confirm"
@@ -15,7 +16,9 @@ IMPORT_ROLLBACK = "import_rollback"
 
 # action id → bot.import_flow function run lazily with (db, settings, client, workspace_id, batch_id, channel, ts)
 LAZY_IMPORT_ACTIONS = {IMPORT_CONFIRM: "confirm", IMPORT_CANCEL: "cancel", IMPORT_ROLLBACK: "rollback"}
-ACTION_IDS = (*LAZY_IMPORT_ACTIONS, IMPORT_EDIT_MAPPING, OPEN_MODAL_ACTION)
+# A link button in the connect modal: the browser does the work; we only ack.
+OAUTH_LINK = OAUTH_LINK_ACTION
+ACTION_IDS = (*LAZY_IMPORT_ACTIONS, IMPORT_EDIT_MAPPING, OPEN_MODAL_ACTION, OAUTH_LINK)
 
 
 def _where(body: dict) -> tuple[str | None, str | None, str | None]:
@@ -65,3 +68,4 @@ def register(app, deps) -> None:
         app.action(action_id)(ack=ack_only, lazy=[run_import_action])
     app.action(IMPORT_EDIT_MAPPING)(edit_mapping)
     app.action(OPEN_MODAL_ACTION)(open_modal_button)
+    app.action(OAUTH_LINK)(ack_only)
