@@ -210,3 +210,24 @@ def test_a_second_run_changes_nothing(db, workspace):
     with db.connection() as conn:
         run = PipelineRun(str(workspace["id"]), context=get_context(conn, workspace["id"]))
         assert classify_conversations(conn, run) == {}
+
+
+def test_a_full_run_reclassifies_only_what_changed_since_the_filter_last_ran(db, workspace):
+    write(db, workspace, "conversations", [meeting("m1", "Sprint retro", "ana@democo.io"),
+                                           meeting("m2", "Demo", "ana@democo.io", "jane@acme.io")])
+    internal_domains_are(db, workspace, ["democo.io"])
+    run_post_sync(db, workspace["id"])
+    with db.connection() as conn:  # a value no sync wrote (updated_at unchanged) is not looked at again …
+        conn.execute("UPDATE conversations SET internal_classification_reason = 'stale',"
+                     " updated_at = now() - interval '3 hours' WHERE workspace_id = %s AND source_id = 'm1'",
+                     (workspace["id"],))
+        # (the filter ran 2 hours ago: rows written since then, less its 1-hour margin, are looked at)
+        conn.execute("UPDATE pipeline_state SET state = jsonb_set(state, '{ran_at}', to_jsonb((now() - interval"
+                     " '2 hours')::text)) WHERE workspace_id = %s AND step = 'internal_filter'", (workspace["id"],))
+    write(db, workspace, "conversations", [meeting("m2", "Demo", "ana@democo.io")])  # … one a sync rewrote is
+    report = run_post_sync(db, workspace["id"])
+    assert filter_changes(report) == {"conversations.internal": 1}
+    assert classified(db, workspace)["m1"][1] == "stale" and classified(db, workspace)["m2"][0] is True
+    internal_domains_are(db, workspace, ["democo.io", "acme.io"])  # and new domains reclassify everything
+    run_post_sync(db, workspace["id"])
+    assert classified(db, workspace)["m1"][1] != "stale"

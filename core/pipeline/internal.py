@@ -29,15 +29,20 @@ emptied and `link_method` = 'internal_meeting'. A conversation that becomes exte
 `link_method` NULL so the linker links it afresh. Rows with `link_method` 'manual' keep their links and
 link_method (a person decided), but are still classified.
 
-Incremental: only conversations created/updated since the last run (and any never classified) — unless the
-internal domains or these rules changed since the filter last ran (kept in `pipeline_state`), in which case
-every conversation is reclassified. Only rows whose values change are written; `updated_at` is never touched.
+Incremental, also on a full pipeline run: a conversation's class depends only on the row itself (title,
+participants, organizer), the internal domains and these rules. So unless the domains or the rules changed
+since the filter last ran (kept in `pipeline_state` with the time it ran), only conversations written since
+that run started (less an hour: a sync's page transaction stamps rows with its start time and may commit
+after we read) and any never classified are looked at; otherwise every conversation is reclassified. Only rows
+whose values change are written; `updated_at` is never touched.
 
 Performance: one scan; each conversation's own participants array is aggregated in place (a global
 explode-and-group misleads the planner, which cannot count JSON array elements, into an on-disk sort), the
 title regex runs only for conversations without an external participant, and the UPDATE joins back by ctid.
 """
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from functools import lru_cache
 
@@ -155,15 +160,24 @@ def _statement(n_domains: int) -> str:
     return _CLASSIFY.format(domain_names=_domain_names(n_domains))
 
 
+SAFETY = timedelta(hours=1)
+
+
 @register_step("internal_filter", order=25)
 def classify_conversations(conn, run) -> dict[str, int]:
     domains = internal_domains(conn, run)
     state = {"rules": RULES_VERSION, "internal_domains": domains}
-    full = run.since is None or last_used(conn, run.workspace_id, "internal_filter") != state
+    last = last_used(conn, run.workspace_id, "internal_filter") or {}
+    started = conn.execute("SELECT now() AS t").fetchone()["t"]
+    ran_at = last.pop("ran_at", None)
+    full = last != state or ran_at is None
+    # An incremental pipeline run looks where every step looks (run.since); a full one from the filter's own
+    # last run, less the margin.
+    since = None if full else run.since or datetime.fromisoformat(ran_at) - SAFETY
     row = conn.execute(_statement(len(domains)), {
-        **run.params, "full": full, "internal_domains": domains, "know_domains": bool(domains),
+        **run.params, "since": since, "full": full, "internal_domains": domains, "know_domains": bool(domains),
         "title_re": INTERNAL_TITLE,
     }).fetchone()
-    remember(conn, run.workspace_id, "internal_filter", state)
+    remember(conn, run.workspace_id, "internal_filter", {**state, "ran_at": started.isoformat()})
     changed = {f"conversations.{k}": row[k] for k in ("internal", "external", "unlinked", "reason")}
     return {k: v for k, v in changed.items() if v}
