@@ -96,14 +96,26 @@ _OTHER_LINK = """EXISTS (SELECT 1 FROM deal_contacts x WHERE x.workspace_id = %(
 # An inferred link is withdrawn when it no longer holds (the account gained a deal, the contact moved, or a
 # stronger link exists), then re-inferred: the two statements together are idempotent.
 _WITHDRAW_SINGLE_DEAL = f"""
-WITH only_deal AS ({_ONLY_DEAL})
-DELETE FROM deal_contacts dc
+WITH only_deal AS MATERIALIZED ({_ONLY_DEAL}),
+cand AS MATERIALIZED (/*withdraw*/)
+DELETE FROM deal_contacts dc USING cand x
  WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
-   /*withdraw*/
+   AND dc.deal_id = x.deal_id AND dc.contact_id = x.contact_id
    AND (NOT EXISTS (SELECT 1 FROM contacts c JOIN only_deal o ON o.account_id = c.account_id
                      WHERE c.workspace_id = dc.workspace_id AND c.id = dc.contact_id AND o.deal_id = dc.deal_id)
         OR {_OTHER_LINK.format(contact="dc.contact_id")})
 """
+# The inferred links to look at: all of them on a full run; on an incremental one, those of contacts at the
+# scoped accounts, of changed contacts and of changed deals, each branch an index lookup (an OR of the three
+# would make the planner test every link against a subquery that no longer fits in memory at 1M contacts).
+_INFERRED = """SELECT deal_id, contact_id FROM deal_contacts
+     WHERE workspace_id = %(workspace_id)s AND role_source = 'inferred_single_deal'"""
+_INFERRED_SCOPED = f"""SELECT dc.deal_id, dc.contact_id FROM deal_contacts dc
+      JOIN contacts c ON c.workspace_id = dc.workspace_id AND c.id = dc.contact_id
+     WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
+       AND c.workspace_id = %(workspace_id)s AND c.account_id = ANY(%(accounts)s::uuid[])
+    UNION {_INFERRED} AND contact_id = ANY(%(contacts)s::uuid[])
+    UNION {_INFERRED} AND deal_id = ANY(%(deals)s::uuid[])"""
 _INFER_SINGLE_DEAL = f"""
 WITH only_deal AS ({_ONLY_DEAL})
 INSERT INTO deal_contacts (workspace_id, deal_id, contact_id, source, role_source, confidence)
@@ -136,16 +148,15 @@ _MARKS = {
     "/*contacts*/": "AND c.updated_at > %(since)s",
     "/*accounts*/": "AND account_id = ANY(%(accounts)s::uuid[])",
     "/*infer*/": "AND c.account_id = ANY(%(accounts)s::uuid[])",
-    "/*withdraw*/": """AND (dc.contact_id IN (SELECT id FROM contacts WHERE workspace_id = %(workspace_id)s
-                                                  AND account_id = ANY(%(accounts)s::uuid[]))
-        OR dc.contact_id = ANY(%(contacts)s::uuid[]) OR dc.deal_id = ANY(%(deals)s::uuid[]))""",
+    "/*withdraw*/": _INFERRED_SCOPED,
 }
 
 
 def _scoped(statement: str, scope: dict | None, *skip: str) -> str:
     """Fill the /*…*/ markers: nothing on a full run; the incremental restrictions otherwise."""
     for mark, condition in _MARKS.items():
-        statement = statement.replace(mark, "" if scope is None or mark in skip else condition)
+        unscoped = _INFERRED if mark == "/*withdraw*/" else ""
+        statement = statement.replace(mark, unscoped if scope is None or mark in skip else condition)
     return statement
 
 
@@ -175,6 +186,7 @@ def infer_associations(conn, run) -> dict[str, int]:
     from psycopg import sql
 
     params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL, "since": run.since}
+    conn.execute("SET LOCAL work_mem = '64MB'")  # per-account and per-contact hash tables stay in memory
     scope = None
     if run.since is not None:
         scope = conn.execute(_SCOPE, params).fetchone()
