@@ -25,10 +25,14 @@ RETURN jsonb_path_query_array(source_data, 'lax $.crm_context.* ? (@.type() == "
     || jsonb_path_query_array(source_data, 'lax $.associations.*.results[*].id ? (@.type() == "string" || @.type() == "number").string()')
     || jsonb_path_query_array(source_data, 'lax $.associations.*.results[*].toObjectId ? (@.type() == "string" || @.type() == "number").string()');
 
-CREATE INDEX conversations_participant_emails ON conversations USING gin (pandora_participant_emails(participants));
-CREATE INDEX activities_participant_emails ON activities USING gin (pandora_participant_emails(participants));
-CREATE INDEX conversations_crm_refs ON conversations USING gin (pandora_crm_ref_ids(source_data));
-CREATE INDEX activities_crm_refs ON activities USING gin (pandora_crm_ref_ids(source_data));
+-- fastupdate off: a pending list makes every lookup scan it against all its keys, and an incremental run asks
+-- with thousands of keys, so lookups slowed down sync after sync until a vacuum merged the list.
+CREATE INDEX conversations_participant_emails ON conversations USING gin (pandora_participant_emails(participants))
+    WITH (fastupdate = off);
+CREATE INDEX activities_participant_emails ON activities USING gin (pandora_participant_emails(participants))
+    WITH (fastupdate = off);
+CREATE INDEX conversations_crm_refs ON conversations USING gin (pandora_crm_ref_ids(source_data)) WITH (fastupdate = off);
+CREATE INDEX activities_crm_refs ON activities USING gin (pandora_crm_ref_ids(source_data)) WITH (fastupdate = off);
 -- Rows linked to a contact, found when that contact changes (activities already have activities_contact).
 CREATE INDEX conversations_contact ON conversations (workspace_id, contact_id);
 

@@ -152,6 +152,9 @@ _MARKS = {
 }
 
 
+SCOPED_ACCOUNTS_MAX = 2000
+
+
 def _scoped(statement: str, scope: dict | None, *skip: str) -> str:
     """Fill the /*…*/ markers: nothing on a full run; the incremental restrictions otherwise."""
     for mark, condition in _MARKS.items():
@@ -205,6 +208,8 @@ def infer_associations(conn, run) -> dict[str, int]:
         params.update(conn.execute(_SCOPE, params).fetchone())
         if not params["accounts"] and not params["contacts"] and not params["deals"]:
             return {k: v for k, v in changed.items() if v}
+        if len(params["accounts"]) > SCOPED_ACCOUNTS_MAX:  # index lookups by the thousand: a hash join is faster
+            scope = None
     changed["deal_contacts.withdrawn"] = _run(conn, run, "deal_contacts", sql.SQL(_scoped(_WITHDRAW_SINGLE_DEAL, scope)),
                                               params, "dc.deal_id, dc.contact_id")
     changed["deal_contacts.inferred_single_deal"] = conn.execute(_scoped(_INFER_SINGLE_DEAL, scope), params).rowcount

@@ -403,12 +403,15 @@ _SCOPE = re.compile(r"/\*(deals|contacts|accounts):([\w.]+)\*/")
 _EMAILS = "AND cv.id = ANY(%(email_conversations)s::uuid[])"
 
 
-def _scoped(statement: str, incremental: bool) -> str:
+GIN_LOOKUP_MAX = 2000
+
+
+def _scoped(statement: str, incremental: bool, by_email: bool = False) -> str:
     """Turn the /*entity:column*/ markers into `AND column = ANY(the affected ids)` for an incremental run."""
     if not incremental:
         return statement.replace("/*emails*/", "")
     return _SCOPE.sub(lambda m: f"AND {m.group(2)} = ANY(%({m.group(1)})s::uuid[])", statement).replace(
-        "/*emails*/", _EMAILS)
+        "/*emails*/", _EMAILS if by_email else "")
 
 
 def _number(value: Any, default: int) -> Decimal:
@@ -474,11 +477,15 @@ def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
         emails = conn.execute(
             "SELECT ARRAY(SELECT DISTINCT lower(email) FROM contacts WHERE workspace_id = %(workspace_id)s"
             " AND id = ANY(%(contacts)s::uuid[]) AND email IS NOT NULL) AS emails", params).fetchone()["emails"]
-        params["email_conversations"] = rows_naming(conn, "conversations", "emails", run.workspace_id, emails)
+        # Conversations listing an affected contact's e-mail, through the GIN index while that is cheap; with
+        # thousands of addresses one pass over the participants (the /*emails*/ marker left empty) is faster.
+        params["email_conversations"] = (rows_naming(conn, "conversations", "emails", run.workspace_id, emails)
+                                         if len(emails) <= GIN_LOOKUP_MAX else None)
     conn.execute("SET LOCAL work_mem = '64MB'")  # the per-deal/contact aggregates hash in memory, not on disk
     changed = {}
     for table, statement in (("deals", _DEALS), ("contacts", _CONTACTS), ("accounts", _ACCOUNTS)):
         if incremental and not params[table]:
             continue
-        changed[table] = conn.execute(_scoped(statement, incremental), params).rowcount
+        by_email = incremental and params.get("email_conversations") is not None
+        changed[table] = conn.execute(_scoped(statement, incremental, by_email), params).rowcount
     return {k: v for k, v in changed.items() if v}
