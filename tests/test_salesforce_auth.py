@@ -75,8 +75,8 @@ def test_salesforce_probability_is_a_percent_and_times_keep_their_offset():
 
 
 def test_an_expired_query_cursor_is_named_for_what_it_is():
-    from core.errors import ConnectorError
+    from core.errors import PageStateExpired
 
-    with pytest.raises(ConnectorError) as caught:
+    with pytest.raises(PageStateExpired) as caught:
         LimitGuard()(httpx.Response(400, json=[{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}]))
-    assert caught.value.details["expired_page_state"] is True and "start its walk again" in caught.value.message
+    assert "start its walk again" in caught.value.message
