@@ -176,3 +176,14 @@ def test_daily_scheduler_syncs_every_active_connection(db, vault, connected, api
     scheduler = build_scheduler(SyncEngine(db, vault), hour=6)
     job = scheduler.get_job(DAILY_JOB_ID)
     assert str(job.trigger) == "cron[hour='6', minute='0']"
+
+
+def test_request_bodies_merge_nested_objects_key_by_key():
+    from core.sync.orchestrator import _merge
+
+    body = {"query": "q", "variables": {"limit": 50}, "filter": {"a": 1}}
+    merged = _merge(_merge(body, {"variables": {"email": "ana@x.io"}}), {"variables": {"fromDate": "2026"},
+                                                                         "filter": {"b": [2]}})
+    assert merged == {"query": "q", "variables": {"limit": 50, "email": "ana@x.io", "fromDate": "2026"},
+                      "filter": {"a": 1, "b": [2]}}
+    assert body == {"query": "q", "variables": {"limit": 50}, "filter": {"a": 1}}  # the stream's own body is untouched

@@ -95,9 +95,15 @@ def _earlier(a: Any, b: Any) -> Any:
 
 
 def _merge(base: dict | None, extra: dict | None) -> dict | None:
+    """A request body with `extra` laid over it, nested objects merged key by key: a partition's
+    {"filter": {"primaryUserIds": …}} and an incremental {"filter": {"fromDateTime": …}} (or GraphQL
+    "variables") must both survive. Lists and scalars in `extra` replace."""
     if not extra:
         return base
-    return {**(base or {}), **extra}
+    out = dict(base or {})
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 class SyncEngine:
