@@ -13,3 +13,5 @@ def load_all() -> None:
     # Connector packages register themselves here as they land (hubspot, salesforce, gong, ...).
     from connectors.hubspot.connector import register as _hubspot; _hubspot()  # noqa: E702
     from connectors.salesforce import register as _salesforce; _salesforce()  # noqa: E702
+    from connectors.fireflies import register as _fireflies; _fireflies()  # noqa: E702
+    from connectors.gong import register as _gong; _gong()  # noqa: E702
