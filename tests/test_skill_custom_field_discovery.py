@@ -10,16 +10,18 @@ Leads converted into deals: L1 webinar → D1 won, L2 webinar → D5 lost, L3 ad
 """
 from __future__ import annotations
 
-import os
+from functools import partial
 from statistics import pstdev
 
 import pytest
 
-from core.db.upsert import upsert_rows
 from core.pipeline import run_post_sync
-from core.workspaces import create_workspace
 from skills import registry
 from skills.runtime import run_skill
+from tests import support
+
+write = partial(support.write, source="csv_import")
+new_workspace = partial(support.new_workspace_id, label="Fields")
 
 SEGMENTS = {"D1": ("closed_won", "SMB", 10000), "D2": ("closed_won", "SMB", 10000), "D3": ("closed_won", "SMB", 10000),
             "D4": ("closed_won", "Ent", 30000), "D5": ("closed_lost", "SMB", 10000),
@@ -29,29 +31,9 @@ SEGMENTS = {"D1": ("closed_won", "SMB", 10000), "D2": ("closed_won", "SMB", 1000
 ACCOUNT_OF = {"D1": "acc1", "D2": "acc1", "D5": "acc2", "D6": "acc2", "D7": "acc3"}
 
 
-def write(db, ws_id, table, rows):
-    with db.connection() as conn:
-        upsert_rows(conn, table, ws_id, [{"source": "csv_import", **r} for r in rows])
-
-
 @pytest.fixture(scope="module")
-def mdb(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def msettings(module_settings):
-    return module_settings
-
-
-def new_workspace(db) -> str:
-    with db.connection() as conn:
-        return str(create_workspace(conn, f"Fields {os.urandom(3).hex()}")["id"])
-
-
-@pytest.fixture(scope="module")
-def result(mdb, msettings):
-    db, ws = mdb, new_workspace(mdb)
+def result(module_db, module_settings):
+    db, ws = module_db, new_workspace(module_db)
     write(db, ws, "accounts", [{"source_id": "acc1", "name": "One", "custom_fields": {"tier": "T1"}},
                                {"source_id": "acc2", "name": "Two", "custom_fields": {"tier": "T2"}},
                                {"source_id": "acc3", "name": "Three", "custom_fields": {"tier": "T1"}}])
@@ -77,7 +59,7 @@ def result(mdb, msettings):
         {"source_id": "L3", "is_converted": True, "converted_deal_source_id": "D2", "custom_fields": {"campaign": "ads"}},
         {"source_id": "L4", "custom_fields": {"campaign": "ads"}}])
     run_post_sync(db, ws)
-    return run_skill(db, msettings, ws, "custom-field-discovery")
+    return run_skill(db, module_settings, ws, "custom-field-discovery")
 
 
 def field(result, entity, key):

@@ -4,31 +4,23 @@ The CWD step runs on its own (a pinned as_of), so no other pipeline step can re-
 Today is pinned to 2 March 2026."""
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
 from core.context import get_context
-from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun
 from core.pipeline.cwd import flag_conversations_without_deals
-from core.workspaces import create_workspace
 from skills.runtime import run_skill
+from tests import support
+
+write = partial(support.write, source="crm")
+new_workspace = support.new_workspace
 
 TODAY = date(2026, 3, 2)
 AS_OF = datetime.combine(TODAY, time(12), tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def mdb(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def msettings(module_settings):
-    return module_settings
 
 
 def at(days_ago: int) -> datetime:
@@ -39,26 +31,16 @@ def day(offset: int) -> date:
     return TODAY + timedelta(days=offset)
 
 
-def write(db, ws, table, rows):
-    with db.connection() as conn:
-        upsert_rows(conn, table, ws["id"], [{"source": "crm", **r} for r in rows])
-
-
 def ids(db, ws, table) -> dict[str, str]:
     with db.connection() as conn:
         return {r["source_id"]: str(r["id"]) for r in conn.execute(
             f"SELECT source_id, id FROM {table} WHERE workspace_id = %s", (ws["id"],))}
 
 
-def new_workspace(db, label):
-    with db.connection() as conn:
-        return create_workspace(conn, f"{label} {os.urandom(3).hex()}")
-
-
 @pytest.fixture(scope="module")
-def acme(mdb):
-    ws = new_workspace(mdb, "Acme")
-    write(mdb, ws, "accounts", [
+def acme(module_db):
+    ws = new_workspace(module_db, "Acme")
+    write(module_db, ws, "accounts", [
         {"source_id": "a1", "name": "Acme, Inc.", "domain": "acme.com"},
         {"source_id": "a2", "name": "ACME", "domain": "www.acme.com"},          # a1's twin by name and by domain
         {"source_id": "a3", "name": "Globex", "domain": "globex.io"},
@@ -68,8 +50,8 @@ def acme(mdb):
         {"source_id": "a7", "domain": " "},                                    # no name, blank domain
         {"source_id": "a8", "name": "Acme", "domain": "acme.com", "deleted_at": at(1)},
     ])
-    a = ids(mdb, ws, "accounts")
-    write(mdb, ws, "contacts", [
+    a = ids(module_db, ws, "accounts")
+    write(module_db, ws, "contacts", [
         {"source_id": "c1", "email": "Jane@Acme.com", "first_name": "Jane", "last_name": "Doe", "account_id": a["a1"]},
         {"source_id": "c2", "email": "jane@acme.com ", "first_name": "Jane"},                  # c1 again
         {"source_id": "c3", "email": "bob@globex.io", "first_name": "Bob", "last_name": "Roe", "account_id": a["a3"]},
@@ -82,7 +64,7 @@ def acme(mdb):
                 "close_date": day(close) if close is not None else None, "owner": owner,
                 "account_id": a[account] if account else None, **more}
 
-    write(mdb, ws, "deals", [
+    write(module_db, ws, "deals", [
         deal("d1", "evaluation", 10000, -1, "Ann", "a1"),                                  # overdue
         deal("d2", "qualification", 0, 0, None, None, owner_email="bo@democo.io", account_name="Globex"),
         deal("d3", None, None, None, "  ", None),                                           # nothing filled
@@ -91,8 +73,8 @@ def acme(mdb):
         {**deal("d6", None, 20000, -10, "Bob", "a3"), "stage": "Custom Stage"},            # raw stage only; overdue
         deal("d7", "evaluation", 30000, -20, "Ann", "a1", deleted_at=at(1)),
     ])
-    d = ids(mdb, ws, "deals")
-    write(mdb, ws, "activities", [
+    d = ids(module_db, ws, "deals")
+    write(module_db, ws, "activities", [
         {"source_id": "x1", "activity_type": "email", "occurred_at": at(3), "deal_id": d["d1"], "account_id": a["a1"]},
         {"source_id": "x2", "activity_type": "email", "occurred_at": at(3), "account_id": a["a1"]},
         {"source_id": "x3", "activity_type": "note", "occurred_at": at(3)},
@@ -100,7 +82,7 @@ def acme(mdb):
         {"source_id": "x5", "activity_type": "call", "occurred_at": at(3), "deal_id": d["d1"], "deleted_at": at(1)},
     ])
     people = [{"email": "rep@democo.io", "affiliation": "internal"}, {"email": "bob@globex.io", "affiliation": "external"}]
-    write(mdb, ws, "conversations", [
+    write(module_db, ws, "conversations", [
         {"source_id": "v1", "title": "Pricing", "started_at": at(5), "is_internal": False, "deal_id": d["d1"],
          "account_id": a["a1"]},
         {"source_id": "v2", "title": "Globex <> Demo Co — Discovery", "started_at": at(10), "duration_seconds": 900,
@@ -109,14 +91,14 @@ def acme(mdb):
         {"source_id": "v4", "title": "Intro", "started_at": at(4), "is_internal": False},
         {"source_id": "v5", "title": "Old", "started_at": at(4), "deal_id": d["d1"], "deleted_at": at(1)},
     ])
-    with mdb.connection() as conn:
+    with module_db.connection() as conn:
         flag_conversations_without_deals(conn, PipelineRun(str(ws["id"]), None, get_context(conn, ws["id"]), AS_OF))
-    return ws, a, d, ids(mdb, ws, "contacts"), ids(mdb, ws, "conversations")
+    return ws, a, d, ids(module_db, ws, "contacts"), ids(module_db, ws, "conversations")
 
 
 @pytest.fixture(scope="module")
-def result(mdb, msettings, acme):
-    return run_skill(mdb, msettings, acme[0]["id"], "quality", today=TODAY)
+def result(module_db, module_settings, acme):
+    return run_skill(module_db, module_settings, acme[0]["id"], "quality", today=TODAY)
 
 
 def m(result, key):
@@ -207,11 +189,11 @@ def test_headline_and_template_without_a_key(result):
     assert result.sections[0].text.endswith("_Written from a template: no ANTHROPIC_API_KEY set._")
 
 
-def test_a_low_linkage_is_flagged_and_an_empty_entity_is_left_out(mdb, msettings):
-    ws = new_workspace(mdb, "Sparse")
-    write(mdb, ws, "contacts", [{"source_id": "c", "email": "a@b.io", "first_name": "A", "last_name": "B"}])
-    write(mdb, ws, "activities", [{"source_id": f"x{i}", "occurred_at": at(1)} for i in range(3)])
-    r = run_skill(mdb, msettings, ws["id"], "quality", today=TODAY)
+def test_a_low_linkage_is_flagged_and_an_empty_entity_is_left_out(module_db, module_settings):
+    ws = new_workspace(module_db, "Sparse")
+    write(module_db, ws, "contacts", [{"source_id": "c", "email": "a@b.io", "first_name": "A", "last_name": "B"}])
+    write(module_db, ws, "activities", [{"source_id": f"x{i}", "occurred_at": at(1)} for i in range(3)])
+    r = run_skill(module_db, module_settings, ws["id"], "quality", today=TODAY)
     assert m(r, "overall_completeness") == Decimal("75.0")           # contacts only: no account link
     assert m(r, "deals_completeness") is None and r.data["empty_entities"] == ["deals", "accounts"]
     assert r.data["linkage_flag"] is True and m(r, "activities_deal_linked") == Decimal("0.0")

@@ -9,35 +9,17 @@
 """
 from __future__ import annotations
 
-import os
+from functools import partial
 
 import pytest
 
-from core.db.upsert import upsert_rows
 from core.errors import SkillError
 from core.pipeline import run_post_sync
-from core.workspaces import create_workspace
 from skills.runtime import run_skill
+from tests import support
 
-
-def write(db, ws_id, table, rows):
-    with db.connection() as conn:
-        upsert_rows(conn, table, ws_id, [{"source": "csv_import", **r} for r in rows])
-
-
-@pytest.fixture(scope="module")
-def mdb(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def msettings(module_settings):
-    return module_settings
-
-
-def new_workspace(db) -> str:
-    with db.connection() as conn:
-        return str(create_workspace(conn, f"ICP {os.urandom(3).hex()}")["id"])
+write = partial(support.write, source="csv_import")
+new_workspace = partial(support.new_workspace_id, label="ICP")
 
 
 def seed_deals(db, ws, plan):
@@ -74,8 +56,8 @@ def seed(db) -> str:
 
 
 @pytest.fixture(scope="module")
-def result(mdb, msettings):
-    return run_skill(mdb, msettings, seed(mdb), "icp")
+def result(module_db, module_settings):
+    return run_skill(module_db, module_settings, seed(module_db), "icp")
 
 
 def values(result, dimension):
@@ -119,11 +101,11 @@ def test_personas_are_keyed_seniority_department_with_lift_and_weight(result):
     assert result.data["weights"]["personas"] == {"vp:sales": 10, "manager:it": pytest.approx(0.9)}
 
 
-def test_a_second_run_supersedes_the_first_version(mdb, msettings):
-    ws = seed(mdb)
-    first = run_skill(mdb, msettings, ws, "icp")
-    second = run_skill(mdb, msettings, ws, "icp-profile")
-    with mdb.connection() as conn:
+def test_a_second_run_supersedes_the_first_version(module_db, module_settings):
+    ws = seed(module_db)
+    first = run_skill(module_db, module_settings, ws, "icp")
+    second = run_skill(module_db, module_settings, ws, "icp-profile")
+    with module_db.connection() as conn:
         rows = conn.execute("SELECT version, status, method, sample_size, skill_run_id::text AS run, weights"
                             " FROM icp_profiles WHERE workspace_id = %s ORDER BY version", (ws,)).fetchall()
     assert [(r["version"], r["status"]) for r in rows] == [(1, "superseded"), (2, "active")]
@@ -133,12 +115,12 @@ def test_a_second_run_supersedes_the_first_version(mdb, msettings):
     assert second.data["version"] == 2 and second.notes == ["Superseded 1 earlier profile version."]
 
 
-def test_fewer_than_twenty_closed_deals_stop_with_a_clear_message(mdb, msettings):
-    ws = new_workspace(mdb)
-    seed_deals(mdb, ws, [(f"D{i}", "closed_won" if i < 10 else "closed_lost", "Software", 100, "US")
+def test_fewer_than_twenty_closed_deals_stop_with_a_clear_message(module_db, module_settings):
+    ws = new_workspace(module_db)
+    seed_deals(module_db, ws, [(f"D{i}", "closed_won" if i < 10 else "closed_lost", "Software", 100, "US")
                          for i in range(19)])
-    run_post_sync(mdb, ws)
+    run_post_sync(module_db, ws)
     with pytest.raises(SkillError, match=r"needs at least 20 closed deals .* has 19 \(10 won, 9 lost\)"):
-        run_skill(mdb, msettings, ws, "icp")
-    with mdb.connection() as conn:
+        run_skill(module_db, module_settings, ws, "icp")
+    with module_db.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM icp_profiles WHERE workspace_id = %s", (ws,)).fetchone()["n"] == 0

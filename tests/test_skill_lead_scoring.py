@@ -1,16 +1,18 @@
 """lead-scoring with today pinned to 2026-03-01; expected scores worked out by hand from the skill's docstring."""
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 
-from core.db.upsert import upsert_rows
 from core.pipeline import run_post_sync
-from core.workspaces import create_workspace
 from skills.lead_scoring import grade
 from skills.runtime import run_skill
+from tests import support
+
+write = partial(support.write, source="csv_import")
+new_workspace = partial(support.new_workspace_id, label="Leads")
 
 TODAY = date(2026, 3, 1)
 CHANNELS = ("email", "call", "meeting")
@@ -18,26 +20,6 @@ CHANNELS = ("email", "call", "meeting")
 
 def ago(days: int) -> datetime:
     return datetime.combine(TODAY - timedelta(days=days), datetime.min.time(), timezone.utc) + timedelta(hours=12)
-
-
-def write(db, ws_id, table, rows):
-    with db.connection() as conn:
-        upsert_rows(conn, table, ws_id, [{"source": "csv_import", **r} for r in rows])
-
-
-@pytest.fixture(scope="module")
-def mdb(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def msettings(module_settings):
-    return module_settings
-
-
-def new_workspace(db) -> str:
-    with db.connection() as conn:
-        return str(create_workspace(conn, f"Leads {os.urandom(3).hex()}")["id"])
 
 
 def touches(who: str, days: list[int], channels: int, **extra) -> list[dict]:
@@ -62,9 +44,9 @@ def test_grade_boundaries():
         ["A", "A", "B", "B", "C", "C", "D", "D", "F", "F"]
 
 
-def test_engagement_points_give_grades_at_their_boundaries(mdb, msettings):
+def test_engagement_points_give_grades_at_their_boundaries(module_db, module_settings):
     # No ICP profile, no rating, no create date, nothing inbound: engagement (max 25 points) is the only pillar.
-    db, settings, ws = mdb, msettings, new_workspace(mdb)
+    db, settings, ws = module_db, module_settings, new_workspace(module_db)
     write(db, ws, "leads", [{"source_id": n, "email": f"{n}@x.io"} for n in ("ace", "bea", "cal", "dee", "eve", "fay")])
     write(db, ws, "activities", [
         # recency 8 (2 d) + volume ⌊15/5⌋ 3 + 3 channels 5 + ⌊12 days/3⌋ 4 = 20 → 80
@@ -112,8 +94,8 @@ def icp_workspace(db) -> str:
     return ws
 
 
-def test_pillars_combine_and_a_missing_fit_pillar_is_redistributed(mdb, msettings):
-    db, settings, ws = mdb, msettings, icp_workspace(mdb)
+def test_pillars_combine_and_a_missing_fit_pillar_is_redistributed(module_db, module_settings):
+    db, settings, ws = module_db, module_settings, icp_workspace(module_db)
     engagement = (8 + 0 + 1 + 0) / 25 * 100          # 1 touch 3 days ago, one channel, one active day
     intent = (5 + 0 + 3 / 4 * 5 + 0) / 20 * 100        # inbound + decision stage (index 3)
     timing = (8 + 0 + 3 + 4) / 15 * 100                # created 10 d ago, close date set, due within 180 d
@@ -136,8 +118,8 @@ def test_pillars_combine_and_a_missing_fit_pillar_is_redistributed(mdb, msetting
     assert result.headline.startswith("Lead scores: 0 A and 1 B of 2 leads and contacts (ICP profile v1)")
 
 
-def test_a_rerun_writes_nothing_and_out_of_scope_scores_go(mdb, msettings):
-    db, settings, ws = mdb, msettings, icp_workspace(mdb)
+def test_a_rerun_writes_nothing_and_out_of_scope_scores_go(module_db, module_settings):
+    db, settings, ws = module_db, module_settings, icp_workspace(module_db)
     first = run_skill(db, settings, ws, "lead-scoring", today=TODAY)
     before = scores(db, ws)
     again = run_skill(db, settings, ws, "lead-scoring", today=TODAY)

@@ -5,33 +5,20 @@ One database for the module, one workspace per dataset (every statement filters 
 Today is pinned to Monday 2 March 2026; stale = 14 days, critical = 30 (the context defaults)."""
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
 from core.context import update_section
-from core.db.upsert import upsert_rows
-from core.workspaces import create_workspace
 from skills.runtime import run_skill
+from tests import support
+
+write = partial(support.write, source="crm")
+new_workspace = support.new_workspace
 
 TODAY = date(2026, 3, 2)
-
-
-@pytest.fixture(scope="module")
-def mdb(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def msettings(module_settings):
-    return module_settings
-
-
-def new_workspace(db, label):
-    with db.connection() as conn:
-        return create_workspace(conn, f"{label} {os.urandom(3).hex()}")
 
 
 def at(days_ago: int, hour: int = 10) -> datetime:
@@ -40,11 +27,6 @@ def at(days_ago: int, hour: int = 10) -> datetime:
 
 def day(offset: int) -> date:
     return TODAY + timedelta(days=offset)
-
-
-def write(db, ws, table, rows):
-    with db.connection() as conn:
-        upsert_rows(conn, table, ws["id"], [{"source": "crm", **r} for r in rows])
 
 
 def ids(db, ws) -> dict[str, str]:
@@ -93,18 +75,18 @@ def seed(db, ws):
 
 
 @pytest.fixture(scope="module")
-def acme(mdb):
-    ws = new_workspace(mdb, "Acme")
-    d = seed(mdb, ws)
-    other = new_workspace(mdb, "Other")  # another tenant with its own stale, overdue deal
-    write(mdb, other, "deals", [deal("theirs", "evaluation", 999000, 60, 100, -3, owner=None, next_step=None)])
+def acme(module_db):
+    ws = new_workspace(module_db, "Acme")
+    d = seed(module_db, ws)
+    other = new_workspace(module_db, "Other")  # another tenant with its own stale, overdue deal
+    write(module_db, other, "deals", [deal("theirs", "evaluation", 999000, 60, 100, -3, owner=None, next_step=None)])
     return ws, d, other
 
 
 @pytest.fixture(scope="module")
-def result(mdb, msettings, acme):
+def result(module_db, module_settings, acme):
     ws, _, _ = acme
-    return run_skill(mdb, msettings, ws["id"], "pipeline-hygiene", today=TODAY)
+    return run_skill(module_db, module_settings, ws["id"], "pipeline-hygiene", today=TODAY)
 
 
 def m(result, key):
@@ -190,37 +172,37 @@ def test_headline_and_template_summary_without_a_key(result):
     assert text.endswith("_Written from a template: no ANTHROPIC_API_KEY set._")
 
 
-def test_another_workspace_sees_only_its_own_deals(mdb, msettings, acme, result):
+def test_another_workspace_sees_only_its_own_deals(module_db, module_settings, acme, result):
     _, _, other = acme
-    theirs = run_skill(mdb, msettings, other["id"], "hygiene", today=TODAY)
+    theirs = run_skill(module_db, module_settings, other["id"], "hygiene", today=TODAY)
     assert (m(theirs, "open_deals"), m(theirs, "stale_deals"), m(theirs, "past_close_date_deals")) == (1, 1, 1)
     assert m(theirs, "open_amount") == Decimal(999000)
     assert Decimal(999000) not in {mt.value for mt in result.metrics}
 
 
-def test_thresholds_come_from_the_context_layer(mdb, msettings):
-    ws = new_workspace(mdb, "Slow")
-    seed(mdb, ws)
-    with mdb.connection() as conn:
+def test_thresholds_come_from_the_context_layer(module_db, module_settings):
+    ws = new_workspace(module_db, "Slow")
+    seed(module_db, ws)
+    with module_db.connection() as conn:
         update_section(conn, ws["id"], "goals_and_targets",
                        {"thresholds": {"stale_deal_days": 20, "critical_stale_days": 40}})
-    r = run_skill(mdb, msettings, ws["id"], "hygiene", today=TODAY)
+    r = run_skill(module_db, module_settings, ws["id"], "hygiene", today=TODAY)
     # warning from 10 days: quiet13, stale14; serious 20-39: stale29, crit30; critical 40+: never
     assert {k: v["deals"] for k, v in r.data["buckets"].items()} == {"watch": 5, "warning": 2, "serious": 2, "critical": 1}
     assert (m(r, "stale_deals"), m(r, "stale_amount"), m(r, "critical_stale_deals")) == (3, Decimal(120000), 1)
 
 
-def test_parking_lot_when_one_stage_holds_most_stale_deals(mdb, msettings):
-    ws = new_workspace(mdb, "Parked")
-    write(mdb, ws, "deals", [deal(f"e{i}", "evaluation", 1000, 20, 100, 30) for i in range(5)]
+def test_parking_lot_when_one_stage_holds_most_stale_deals(module_db, module_settings):
+    ws = new_workspace(module_db, "Parked")
+    write(module_db, ws, "deals", [deal(f"e{i}", "evaluation", 1000, 20, 100, 30) for i in range(5)]
           + [deal(f"q{i}", "qualification", 1000, 20, 100, 30) for i in range(3)]
           + [deal(f"n{i}", "negotiation", 1000, 20, 100, 30) for i in range(2)])
-    r = run_skill(mdb, msettings, ws["id"], "hygiene", today=TODAY)
+    r = run_skill(module_db, module_settings, ws["id"], "hygiene", today=TODAY)
     assert r.data["parking_lot"] == {"stage": "evaluation", "deals": 5}   # 5 of 10 stale > 40 %
     assert r.notes == ["Parking lot: 5 of 10 stale deals sit in evaluation."]
 
 
-def test_an_empty_workspace_has_nothing_to_report(mdb, msettings):
-    r = run_skill(mdb, msettings, new_workspace(mdb, "Empty")["id"], "hygiene", today=TODAY)
+def test_an_empty_workspace_has_nothing_to_report(module_db, module_settings):
+    r = run_skill(module_db, module_settings, new_workspace(module_db, "Empty")["id"], "hygiene", today=TODAY)
     assert r.headline == "Pipeline hygiene: no open deals"
     assert m(r, "stale_deals") == 0 and m(r, "flagged_pct") is None and r.evidence == []

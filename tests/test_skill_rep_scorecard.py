@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime, timezone
+from functools import partial
 
 import pytest
 
-from core.db.upsert import upsert_rows
 from core.quotas import set_rep_quota, upsert_quota_period
 from core.workspaces import create_workspace
 from skills.runtime import run_skill
+from tests import support
+
+write = partial(support.write, source="test")
 
 TODAY = date(2026, 2, 15)
 
@@ -48,21 +51,6 @@ DEALS = [
 ]
 
 
-def write(db, ws_id, table, rows):
-    with db.connection() as conn:
-        upsert_rows(conn, table, ws_id, [{"source": "test", **r} for r in rows])
-
-
-@pytest.fixture(scope="module")
-def mdb(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def msettings(module_settings):
-    return module_settings
-
-
 def seed(db) -> str:
     """A fresh workspace with the deals, activities, conversations and quotas described above."""
     with db.connection() as conn:
@@ -92,8 +80,8 @@ def scorecard(db, settings, ws):
 
 
 @pytest.fixture(scope="module")
-def run(mdb, msettings):
-    return scorecard(mdb, msettings, seed(mdb))
+def run(module_db, module_settings):
+    return scorecard(module_db, module_settings, seed(module_db))
 
 
 def test_rep_figures_follow_the_period_and_skip_deleted_and_other_quarters(run):
@@ -158,19 +146,19 @@ def test_result_reads_as_a_scorecard_with_evidence(run):
     assert not result.ai_written and "Written from a template" in result.sections[0].text
 
 
-def test_a_met_quota_scores_full_coverage(mdb, msettings):
-    ws = seed(mdb)
-    write(mdb, ws, "deals", [deal("A8", "Ann", "closed_won", 30000, date(2026, 2, 12), at(2025, 10, 1))])
-    _, reps = scorecard(mdb, msettings, ws)
+def test_a_met_quota_scores_full_coverage(module_db, module_settings):
+    ws = seed(module_db)
+    write(module_db, ws, "deals", [deal("A8", "Ann", "closed_won", 30000, date(2026, 2, 12), at(2025, 10, 1))])
+    _, reps = scorecard(module_db, module_settings, ws)
     assert reps["Ann"]["components"]["attainment"] == pytest.approx(min(100, 1.1 * 75))
     assert reps["Ann"]["components"]["coverage"] == 100
 
 
-def test_another_workspace_never_counts(mdb, msettings):
-    ws = seed(mdb)
-    with mdb.connection() as conn:
+def test_another_workspace_never_counts(module_db, module_settings):
+    ws = seed(module_db)
+    with module_db.connection() as conn:
         other = create_workspace(conn, f"Other {os.urandom(3).hex()}")["id"]
-    write(mdb, other, "deals", [deal("X1", "Ann", "closed_won", 900000, date(2026, 1, 20), at(2026, 1, 2)),
+    write(module_db, other, "deals", [deal("X1", "Ann", "closed_won", 900000, date(2026, 1, 20), at(2026, 1, 2)),
                                 deal("X2", "Zed", "closed_won", 1000, date(2026, 1, 20), at(2026, 1, 2))])
-    _, reps = scorecard(mdb, msettings, ws)
+    _, reps = scorecard(module_db, module_settings, ws)
     assert set(reps) == {"Ann", "Bob", "Cy"} and float(reps["Ann"]["won_amount"]) == 80000

@@ -8,35 +8,23 @@ from __future__ import annotations
 import os
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
-from core.db.upsert import upsert_rows
 from core.pipeline import PipelineRun
 from core.pipeline.associations import infer_associations
 from core.workspaces import create_workspace
 from skills.runtime import run_skill
+from tests import support
+
+write = partial(support.write, source="crm")
 
 TODAY = date(2026, 3, 2)
 
 
-@pytest.fixture(scope="module")
-def mdb(module_db):
-    return module_db
-
-
-@pytest.fixture(scope="module")
-def msettings(module_settings):
-    return module_settings
-
-
 def at(days_ago: int) -> datetime:
     return datetime.combine(TODAY - timedelta(days=days_ago), time(10), tzinfo=timezone.utc)
-
-
-def write(db, ws, table, rows):
-    with db.connection() as conn:
-        upsert_rows(conn, table, ws["id"], [{"source": "crm", **r} for r in rows])
 
 
 def ids(db, ws, table) -> dict[str, str]:
@@ -65,32 +53,32 @@ DEALS = {  # name: (stage, amount)
 
 
 @pytest.fixture(scope="module")
-def acme(mdb):
-    with mdb.connection() as conn:
+def acme(module_db):
+    with module_db.connection() as conn:
         ws = create_workspace(conn, f"Acme {os.urandom(3).hex()}")
-    write(mdb, ws, "deals", [{"source_id": n, "name": n, "stage": s, "stage_normalized": s, "amount": a, "owner": "Ann",
+    write(module_db, ws, "deals", [{"source_id": n, "name": n, "stage": s, "stage_normalized": s, "amount": a, "owner": "Ann",
                               **({"deleted_at": at(1)} if n == "gone" else {})} for n, (s, a) in DEALS.items()])
 
     def contact(source_id, deals=(), **more):
         return {"source_id": source_id, "email": f"{source_id}@cust.io", "first_name": source_id.capitalize(),
                 "last_name": "Buyer", "title": "VP Sales", "custom_fields": {"associated_deals": list(deals)}, **more}
 
-    write(mdb, ws, "contacts", [
+    write(module_db, ws, "contacts", [
         contact("cara", ["one_big", "two_same", "two"]), contact("fred", ["floor"]), contact("tim", ["tiny"]),
         contact("lena"), contact("ella"), contact("nora"), contact("tom", ["two"]),
         contact("del1", ["deleted_contact"]), contact("del2", ["deleted_contact"], deleted_at=at(1)),
         contact("t1", ["three"]), contact("t2", ["three"]), contact("t3", ["three"]), contact("wendy", ["won"]),
         contact("ian"), contact("rep", email="rep@democo.io"),
     ])
-    with mdb.connection() as conn:
+    with module_db.connection() as conn:
         infer_associations(conn, PipelineRun(str(ws["id"])))
-    d, c = ids(mdb, ws, "deals"), ids(mdb, ws, "contacts")
-    write(mdb, ws, "activities", [
+    d, c = ids(module_db, ws, "deals"), ids(module_db, ws, "contacts")
+    write(module_db, ws, "activities", [
         {"source_id": "a1", "activity_type": "email", "occurred_at": at(3), "deal_id": d["one_late"], "contact_id": c["lena"]},
         {"source_id": "a2", "activity_type": "call", "occurred_at": at(4), "deal_id": d["two_same"], "contact_id": c["cara"]},
         {"source_id": "a3", "activity_type": "email", "occurred_at": at(2), "deal_id": d["no_stage"], "contact_id": c["nora"]},
     ])
-    write(mdb, ws, "conversations", [
+    write(module_db, ws, "conversations", [
         {"source_id": "v1", "started_at": at(6), "deal_id": d["one_early"], "is_internal": False, "participants": [
             {"email": "ELLA@cust.io", "affiliation": "external"}, {"email": "rep@democo.io", "affiliation": "internal"}]},
         {"source_id": "v2", "started_at": at(7), "deal_id": d["two_same"], "is_internal": False, "contact_id": c["cara"]},
@@ -101,8 +89,8 @@ def acme(mdb):
 
 
 @pytest.fixture(scope="module")
-def result(mdb, msettings, acme):
-    return run_skill(mdb, msettings, acme[0]["id"], "single-thread-alert", today=TODAY)
+def result(module_db, module_settings, acme):
+    return run_skill(module_db, module_settings, acme[0]["id"], "single-thread-alert", today=TODAY)
 
 
 def m(result, key):
@@ -159,8 +147,8 @@ def test_closed_and_deleted_deals_are_never_alerted(result, acme):
     assert not alerted & {d["won"], d["gone"], d["two"], d["three"]}
 
 
-def test_min_amount_parameter_moves_the_floor(mdb, msettings, acme):
-    r = run_skill(mdb, msettings, acme[0]["id"], "single-thread-alert", {"min_amount": "30000"}, today=TODAY)
+def test_min_amount_parameter_moves_the_floor(module_db, module_settings, acme):
+    r = run_skill(module_db, module_settings, acme[0]["id"], "single-thread-alert", {"min_amount": "30000"}, today=TODAY)
     assert (m(r, "min_amount"), m(r, "single_threaded_deals"), m(r, "critical_deals"), m(r, "warning_deals")) == (
         Decimal(30000), 4, 3, 1)                      # one_big, no_stage, two_same critical; none warning
     assert m(r, "below_floor_deals") == 7
