@@ -136,3 +136,17 @@ def slack_client(slack):
     from slack_sdk import WebClient
 
     return WebClient(token=slack.bot_token, base_url=slack.url)
+
+
+@pytest.fixture
+def sleeps() -> list:
+    """The waits a sync engine asked for (recorded, never slept)."""
+    return []
+
+
+@pytest.fixture
+def engine(db, vault, sleeps):
+    """A sync engine over the test database whose retries and rate-limit waits go to `sleeps`."""
+    from core.sync.orchestrator import SyncEngine
+
+    return SyncEngine(db, vault, sleep=sleeps.append)

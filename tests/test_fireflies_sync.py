@@ -10,8 +10,8 @@ from connectors.fireflies.connector import FirefliesConnector
 from core.connections import save_connection, update_metadata
 from core.db.upsert import upsert_rows
 from core.sync import registry
-from core.sync.orchestrator import SyncEngine
 from tests.fakes.fireflies_api import FakeFireflies, too_many_requests, transcript
+from tests.support import rows
 
 KEY = "ff-test-key"
 FAST = {"requests": 100_000, "period": 1}
@@ -47,21 +47,6 @@ def connect(db, vault, ws, tracked=(JON,), key=KEY, **metadata):
         save_connection(conn, vault, ws["id"], "fireflies", {"api_key": key},
                         metadata={"rate_limit": FAST, "users": [JON, DANA], "tracked_users": list(tracked),
                                   **metadata})
-
-
-@pytest.fixture
-def sleeps():
-    return []
-
-
-@pytest.fixture
-def engine(db, vault, sleeps):
-    return SyncEngine(db, vault, sleep=sleeps.append)
-
-
-def rows(db, ws, sql, *args):
-    with db.connection() as conn:
-        return conn.execute(sql, (ws["id"], *args)).fetchall()
 
 
 def calls(db, ws):

@@ -6,8 +6,8 @@ import pytest
 from connectors.gong.connector import GongConnector
 from core.connections import save_connection
 from core.sync import registry
-from core.sync.orchestrator import SyncEngine
 from tests.fakes.gong_api import FakeGong, load, make_call, make_user
+from tests.support import rows
 
 KEY, SECRET = "gong-access-key", "gong-secret"
 JON, DANA = "234599484848423", "563515258458745"   # tracked rep, untracked manager (fixture users)
@@ -58,21 +58,6 @@ def connect(db, vault, workspace_id, tracked=(JON,), **metadata) -> None:
 def connected(db, vault, workspace, gong, connector):
     connect(db, vault, workspace["id"])
     return workspace
-
-
-@pytest.fixture
-def sleeps():
-    return []
-
-
-@pytest.fixture
-def engine(db, vault, sleeps):
-    return SyncEngine(db, vault, sleep=sleeps.append)
-
-
-def rows(db, ws, sql: str, *args):
-    with db.connection() as conn:
-        return conn.execute(sql, (ws["id"] if isinstance(ws, dict) else ws, *args)).fetchall()
 
 
 __all__ = ["make_call", "make_user"]

@@ -19,7 +19,7 @@ from connectors.gong.connector import _is_no_calls
 from tests.fakes.gong_api import FakeGong, load, make_call
 from tests.fakes.server import send_json
 from tests.test_gong_support import (  # noqa: F401 (fixtures)
-    CREDS, DANA, JON, KEY, SECRET, connect, connected, connector, engine, gong, rows, seed, sleeps,
+    CREDS, DANA, JON, KEY, SECRET, connect, connected, connector, gong, rows, seed,
 )
 
 FIXTURE_CALLS = {"7782342274025937895", "7782342274025937896", "7782342274025937999"}

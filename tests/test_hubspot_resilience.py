@@ -10,7 +10,7 @@ from core.db.database import Database
 from core.sync.orchestrator import SyncEngine
 from tests.fakes.hubspot_api import hs_time
 from tests.test_hubspot_support import (  # noqa: F401 (fixtures)
-    TOKEN, connect, connected, connector, engine, hubspot, later, rows, seed_portal, sleeps,
+    TOKEN, connect, connected, connector, hubspot, later, rows, seed_portal,
 )
 
 APP = {"client_id": "app-id", "client_secret": "app-secret"}

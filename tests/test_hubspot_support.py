@@ -12,8 +12,8 @@ import pytest
 from connectors.hubspot.connector import HubSpotConnector
 from core.connections import save_connection
 from core.sync import registry
-from core.sync.orchestrator import SyncEngine
 from tests.fakes.hubspot_api import FIXTURES, FakeHubSpot, Portal, record
+from tests.support import rows
 
 TOKEN = "pat-na1-portal-one"
 BASE = datetime(2025, 6, 1, tzinfo=timezone.utc)
@@ -109,21 +109,6 @@ def connect(db, vault, workspace_id, credentials: dict | None = None, **metadata
 def connected(db, vault, workspace, hubspot, connector):
     connect(db, vault, workspace["id"])
     return workspace
-
-
-@pytest.fixture
-def sleeps():
-    return []
-
-
-@pytest.fixture
-def engine(db, vault, sleeps):
-    return SyncEngine(db, vault, sleep=sleeps.append)
-
-
-def rows(db, ws, sql: str, *args):
-    with db.connection() as conn:
-        return conn.execute(sql, (ws["id"] if isinstance(ws, dict) else ws, *args)).fetchall()
 
 
 def later(minutes: int = 0) -> datetime:

@@ -9,7 +9,7 @@ from connectors.hubspot.connector import HubSpotConnector
 from core.sync import registry
 from tests.fakes.hubspot_api import hs_time, record
 from tests.test_hubspot_support import (  # noqa: F401 (fixtures)
-    TOKEN, connected, connector, engine, hubspot, later, rows, sleeps,
+    TOKEN, connected, connector, hubspot, later, rows,
 )
 
 

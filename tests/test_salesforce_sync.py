@@ -14,6 +14,7 @@ from core.db.database import Database
 from core.sync import registry
 from core.sync.orchestrator import SyncEngine
 from tests.fakes.salesforce_api import SalesforceApi
+from tests.support import rows
 
 QUERY_PAGE = "/services/data/v63.0/query/01gFAKE"
 
@@ -76,16 +77,6 @@ def connect(db, vault, workspace, sf, **metadata):
 @pytest.fixture
 def connected(db, vault, workspace, sf):
     return connect(db, vault, workspace, sf)
-
-
-@pytest.fixture
-def engine(db, vault):
-    return SyncEngine(db, vault, sleep=lambda seconds: None)
-
-
-def rows(db, ws, sql, *params):
-    with db.connection() as conn:
-        return conn.execute(sql, (ws["id"], *params)).fetchall()
 
 
 def deal(db, ws, source_id):
