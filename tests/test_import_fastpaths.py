@@ -157,10 +157,11 @@ def snapshot(db, workspace, batch_id) -> dict:
     skip = {"id", "workspace_id", "created_at", "updated_at"}
     with db.connection() as conn:
         deals = conn.execute("SELECT * FROM deals WHERE workspace_id = %s ORDER BY source_id", (workspace["id"],)).fetchall()
-        changes = conn.execute(
-            "SELECT d.source_id, c.action, c.prior IS NULL AS no_prior, c.written_hash = d.row_hash AS hash_matches"
-            " FROM import_batch_changes c JOIN deals d ON d.workspace_id = c.workspace_id AND d.id = c.row_id"
-            " WHERE c.workspace_id = %s AND c.batch_id = %s ORDER BY 1", (workspace["id"], batch_id)).fetchall()
+        ids = {d["id"]: d for d in deals}
+        changes = sorted(({"source_id": ids[c["row_id"]]["source_id"], "action": c["action"],
+                           "no_prior": c["prior"] is None, "hash_matches": c["written_hash"] == ids[c["row_id"]]["row_hash"]}
+                          for c in batches.batch_rows(conn, workspace["id"], batch_id, "deals")),
+                         key=lambda c: c["source_id"])
         stages = conn.execute("SELECT raw_stage, stage_normalized, origin, confidence FROM stage_mappings"
                               " WHERE workspace_id = %s ORDER BY 1", (workspace["id"],)).fetchall()
     return {"deals": [{k: v for k, v in r.items() if k not in skip} for r in deals], "changes": changes, "stages": stages}
@@ -271,18 +272,6 @@ def test_a_full_disk_while_keeping_pages_only_means_apply_parses_again(db, setti
     assert (preview["rows"], preview["skipped"]) == (62, 2) and kept_pages(settings, preview["batch_id"]) == []
     monkeypatch.setattr(parsers.marshal, "dumps", marshal.dumps)
     assert batches.apply(db, settings, workspace["id"], preview["batch_id"])["inserted"] == 60
-
-
-def test_numbers_and_dates_are_kept_as_text_only_for_scalar_columns(db):
-    """Pages hold a Decimal or date as the text upsert_rows would send (str, isoformat): identical only when
-    the column is not jsonb, where upsert_rows would JSON-encode it instead."""
-    from connectors.file_import.mapping import ENTITIES, FIELDS
-
-    with db.connection() as conn:
-        for entity in ENTITIES:
-            t = Transformer.build(entity, list(FIELDS[entity]), {f: f for f in FIELDS[entity]}, [])
-            columns = table_columns(conn, entity)
-            assert [f for f in t.typed_fields() if f in columns and columns[f].type == "jsonb"] == [], entity
 
 
 def test_an_upload_named_like_the_pages_is_stored_and_applied_intact(db, settings, workspace, tmp_path):

@@ -30,7 +30,7 @@ from connectors.file_import.mapping import ENTITIES, apply_overrides, map_column
 from connectors.file_import.read import open_table
 from connectors.file_import.parsers import BulkGcPause, ParsedPages, Prefetch
 from connectors.file_import.transform import SOURCE, RowError, StageGuess, Transformer
-from core.db.upsert import prepare_rows, table_columns, upsert_rows
+from core.db.upsert import PreparedRows, prepare_rows, table_columns, upsert_rows
 from core.errors import InputError, NotFound
 from core.pipeline import run_post_sync
 from core.pipeline.references import clear_dangling_references
@@ -94,19 +94,33 @@ def _classify(settings, headers, sample, entity: str | None):
     return result.entity, dict(result.columns), info, warnings
 
 
-def _scan(reader, transformer: Transformer, filename: str, pages: ParsedPages):
-    """Preview's one pass over the file: counts, first errors, sample rows; every page is kept for apply."""
+def _scan(reader, transformer: Transformer, writable, filename: str, pages: ParsedPages):
+    """Preview's one pass over the file: counts, first errors, sample rows; every page is kept for apply,
+    serialised as the upsert will send it (a page that cannot be serialised keeps no pages: apply parses again
+    and reports what the upsert says about it, as it would have without them)."""
     rows = skipped = 0
     errors: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
-    for page in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS):
-        good, page_errors, page_skipped = page
+    entity = transformer.entity
+    for good, page_errors, page_skipped in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS):
         rows += len(good) + page_skipped
         skipped += page_skipped
         errors += [_error(RowError(*e), filename) for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
         samples += [_jsonable(out) for out in good[:SAMPLE_ROWS - len(samples)]]
-        pages.add(page)
+        if pages.keeping:
+            try:
+                prepared = prepare_rows(entity, writable, good)
+            except InputError:
+                pages.discard()
+                continue
+            pages.add((prepared.cols, prepared.lines, prepared.hashes, page_errors, page_skipped))
     return rows, skipped, errors, samples
+
+
+def _page_signature(transformer: Transformer, writable) -> dict[str, Any]:
+    """What a kept page depends on besides the file and the code: the transform, and the table's columns
+    (their order, types and defaults decide the serialised lines)."""
+    return {**transformer.signature(), "columns": [(c.name, c.type, str(c.fallback)) for c in writable.values()]}
 
 
 def _sha256(path: Path) -> str:
@@ -166,17 +180,18 @@ def preview(db, settings, workspace_id, path: str | Path, *, entity: str | None 
                 saved = _saved_mappings(conn, workspace_id).get(entity, {})
                 stage_map = _stage_map(conn, workspace_id)
                 warnings += _order_warning(conn, workspace_id, entity)
+                writable = table_columns(conn, entity)
             saved = {h: f for h, f in saved.items() if h in info.headers}
             columns = apply_overrides(columns, {**saved, **(overrides or {})}, entity)
             transformer = Transformer.build(entity, info.headers, columns, sample, stage_map=stage_map)
-            pages.start(transformer.typed_fields())
+            pages.start()
             with BulkGcPause():
-                rows, skipped, errors, samples = _scan(reader, transformer, filename, pages)
+                rows, skipped, errors, samples = _scan(reader, transformer, writable, filename, pages)
         warnings += _stage_warnings(transformer)
         if skipped:
             warnings.append(f"{skipped} of {rows} rows have errors and will be skipped")
         sha = _sha256(stored)
-        pages.seal(ParsedPages.key(transformer.signature(), sha, CHUNK),
+        pages.seal(ParsedPages.key(_page_signature(transformer, writable), sha, CHUNK),
                    [astuple(g) for g in transformer.stage_guesses.values()])
         with db.connection() as conn:
             batch = conn.execute(
@@ -218,38 +233,50 @@ def _load(conn, workspace_id, batch_id, *, lock: bool = False) -> dict[str, Any]
     return row
 
 
-_CHANGES_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid, action text, prior jsonb, written_hash text)"
+_CHANGES_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid, prior jsonb, written_hash text)"
                   " ON COMMIT DROP")
 
+# Updated rows, merged into import_batch_changes. A row this batch inserted on an earlier page (the file names
+# the same record twice) stays 'inserted' (rollback deletes it) with the digest written last, which supersedes
+# the one kept in import_batch_inserts.
+_RECORD_UPDATES = """
+INSERT INTO import_batch_changes (workspace_id, batch_id, entity, row_id, action, prior, written_hash)
+SELECT %(workspace_id)s, %(batch_id)s, %(entity)s, s.row_id,
+       CASE WHEN mine.row_id IS NULL THEN 'updated' ELSE 'inserted' END,
+       CASE WHEN mine.row_id IS NULL THEN s.prior END, s.written_hash
+  FROM _import_changes s
+  LEFT JOIN (SELECT u.row_id
+               FROM import_batch_inserts i CROSS JOIN LATERAL unnest(i.row_ids) AS u (row_id)
+              WHERE i.workspace_id = %(workspace_id)s AND i.batch_id = %(batch_id)s AND i.entity = %(entity)s
+            ) mine ON mine.row_id = s.row_id
+ON CONFLICT (workspace_id, batch_id, entity, row_id) DO UPDATE SET written_hash = EXCLUDED.written_hash
+"""
 
-def _record_changes(conn, workspace_id, batch_id, entity: str, result) -> None:
-    """Remember what this page wrote (with the digest it wrote), keeping the first action per row: a row the
-    batch inserted and a later line of the same file updated is still 'inserted' (rollback deletes it).
 
-    Everything comes from `result` (ids and digests as written), so the entity table is never read back. An
-    inserted row has an id no earlier page can have recorded, so those go straight in; updated rows may have
-    been recorded by an earlier page and are merged through a temp table."""
+def _record_changes(conn, workspace_id, batch_id, entity: str, result, page: int) -> None:
+    """Remember what page `page` of the apply wrote (with the digest it wrote), keeping the first action per
+    row: a row the batch inserted and a later line of the same file updated is still 'inserted'.
+
+    Everything comes from `result` (ids and digests as written), so the entity table is never read back.
+    Inserted rows go in as one import_batch_inserts row per page (two arrays: one statement, no per-row index
+    entries); updated rows, with their prior image, as import_batch_changes rows."""
     ident = {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity}
     inserted = [(row_id, digest) for row_id, action, digest in result.written_rows if action == "inserted"]
     if inserted:
-        with conn.cursor().copy("COPY import_batch_changes (workspace_id, batch_id, entity, row_id, action,"
-                                " written_hash) FROM STDIN") as copy:
-            prefix = f"{workspace_id}\t{batch_id}\t{entity}\t"
-            copy.write("".join(f"{prefix}{row_id.hex}\tinserted\t{digest}\n" for row_id, digest in inserted).encode())
+        conn.execute(
+            "INSERT INTO import_batch_inserts (workspace_id, batch_id, entity, page, row_ids, written_hashes)"
+            " VALUES (%(workspace_id)s, %(batch_id)s, %(entity)s, %(page)s, %(ids)s::uuid[], %(hashes)s::text[])",
+            {**ident, "page": page, "ids": "{" + ",".join(str(r) for r, _ in inserted) + "}",
+             "hashes": "{" + ",".join(d for _, d in inserted) + "}"})
     if not result.prior:
         return
     digests = {str(row_id): digest for row_id, action, digest in result.written_rows if action == "updated"}
     conn.execute(_CHANGES_STAGE)
     conn.execute("TRUNCATE _import_changes")
-    with conn.cursor().copy("COPY _import_changes (row_id, action, prior, written_hash) FROM STDIN") as copy:
+    with conn.cursor().copy("COPY _import_changes (row_id, prior, written_hash) FROM STDIN") as copy:
         for prior in result.prior:
-            copy.write_row((prior["id"], "updated", Jsonb(prior), digests[str(prior["id"])]))
-    conn.execute(
-        "INSERT INTO import_batch_changes (workspace_id, batch_id, entity, row_id, action, prior, written_hash)"
-        " SELECT %(workspace_id)s, %(batch_id)s, %(entity)s, row_id, action, prior, written_hash FROM _import_changes"
-        " ON CONFLICT (workspace_id, batch_id, entity, row_id) DO UPDATE SET written_hash = EXCLUDED.written_hash",
-        ident,
-    )
+            copy.write_row((prior["id"], Jsonb(prior), digests[str(prior["id"])]))
+    conn.execute(_RECORD_UPDATES, ident)
 
 
 def confirm(db, workspace_id, batch_id) -> None:
@@ -295,18 +322,22 @@ def _apply(db, settings, workspace_id, batch_id, run_pipeline: bool, started: fl
             sample = [cells for _, cells in reader.sample(10)]
             transformer = Transformer.build(entity, reader.info.headers, columns, sample, stage_map=stage_map)
             # What preview parsed, unless anything the rows depend on changed since (e.g. `pandora stages set`).
-            cached = kept.load(ParsedPages.key(transformer.signature(), _sha256(stored), CHUNK))
-            pages = cached[0] if cached else transformer.pages(reader, CHUNK, MAX_STORED_ERRORS)
             writable = table_columns(conn, entity)
-            serialised = ((prepare_rows(entity, writable, good, new_ids=True), errs, n) for good, errs, n in pages)
-            # The next page is read (or parsed) and serialised in a worker thread while the server loads this one.
+            cached = kept.load(ParsedPages.key(_page_signature(transformer, writable), _sha256(stored), CHUNK))
+            if cached:  # serialised by preview: straight to the server
+                serialised = ((PreparedRows(entity, writable, cols, lines, hashes), errs, n)
+                              for cols, lines, hashes, errs, n in cached[0])
+            else:
+                serialised = ((prepare_rows(entity, writable, good, new_ids=True), errs, n)
+                              for good, errs, n in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS))
+            # The next page is read (or parsed and serialised) in a worker thread while the server loads this one.
             with BulkGcPause(), Prefetch(serialised) as produced:
-                for prepared, page_errors, page_skipped in produced:
+                for page, (prepared, page_errors, page_skipped) in enumerate(produced):
                     skipped += page_skipped
                     errors += [_error(RowError(*e), batch["filename"])
                                for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
                     result = upsert_rows(conn, entity, workspace_id, prepared, capture_prior=True)
-                    _record_changes(conn, workspace_id, batch["id"], entity, result)
+                    _record_changes(conn, workspace_id, batch["id"], entity, result, page)
                     inserted, updated = inserted + result.inserted, updated + result.updated
                     unchanged += result.unchanged
         guesses = [StageGuess(*g) for g in cached[1]] if cached else transformer.stage_guesses.values()
@@ -363,19 +394,42 @@ def _log_run(db, workspace_id, entity: str, counts: dict[str, int], steps: list,
 
 # ---------------------------------------------------------------------------------------------------- rollback
 
-_CONFLICTS = """
+# Every row the batch wrote, once, with the digest it wrote last: import_batch_changes (updated rows, and
+# inserted rows a later page rewrote) over import_batch_inserts (the rest of the inserted rows).
+_BATCH_ROWS = """
+WITH batch_rows AS (
+    SELECT c.row_id, c.action, c.prior, c.written_hash
+      FROM import_batch_changes c
+     WHERE c.workspace_id = %(workspace_id)s AND c.batch_id = %(batch_id)s AND c.entity = %(entity)s
+    UNION ALL
+    SELECT u.row_id, 'inserted', NULL::jsonb, u.written_hash
+      FROM import_batch_inserts i
+     CROSS JOIN LATERAL unnest(i.row_ids, i.written_hashes) AS u (row_id, written_hash)
+     WHERE i.workspace_id = %(workspace_id)s AND i.batch_id = %(batch_id)s AND i.entity = %(entity)s
+       AND NOT EXISTS (SELECT 1 FROM import_batch_changes c
+                        WHERE c.workspace_id = i.workspace_id AND c.batch_id = i.batch_id AND c.entity = i.entity
+                          AND c.row_id = u.row_id)
+)
+"""
+
+_CONFLICTS = _BATCH_ROWS + """
 SELECT c.row_id, t.source_id, t.row_hash IS NULL AS gone,
        (SELECT b.id || ' (' || b.filename || ', applied ' || to_char(b.applied_at, 'YYYY-MM-DD HH24:MI') || ')'
           FROM import_batch_changes l JOIN import_batches b ON b.workspace_id = l.workspace_id AND b.id = l.batch_id
-         WHERE l.workspace_id = c.workspace_id AND l.entity = c.entity AND l.row_id = c.row_id
+         WHERE l.workspace_id = %(workspace_id)s AND l.entity = %(entity)s AND l.row_id = c.row_id
            AND b.status = 'applied' AND b.applied_at > %(applied_at)s
          ORDER BY b.applied_at DESC LIMIT 1) AS later_batch
-  FROM import_batch_changes c
-  LEFT JOIN {table} t ON t.workspace_id = c.workspace_id AND t.id = c.row_id
- WHERE c.workspace_id = %(workspace_id)s AND c.batch_id = %(batch_id)s AND c.entity = %(entity)s
-   AND (t.id IS NULL OR t.row_hash IS DISTINCT FROM c.written_hash)
+  FROM batch_rows c
+  LEFT JOIN {table} t ON t.workspace_id = %(workspace_id)s AND t.id = c.row_id
+ WHERE t.id IS NULL OR t.row_hash IS DISTINCT FROM c.written_hash
  LIMIT 20
 """
+
+
+def batch_rows(conn, workspace_id, batch_id, entity: str) -> list[dict[str, Any]]:
+    """What an applied batch wrote: one {row_id, action, prior, written_hash} per row, in no set order."""
+    return conn.execute(_BATCH_ROWS + "SELECT * FROM batch_rows",
+                        {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity}).fetchall()
 
 
 def rollback(db, workspace_id, batch_id, *, force: bool = False, run_pipeline: bool = True) -> dict[str, Any]:
@@ -396,10 +450,9 @@ def rollback(db, workspace_id, batch_id, *, force: bool = False, run_pipeline: b
                 f"cannot roll back batch {batch_id}: {len(conflicts)}{'+' if len(conflicts) == 20 else ''} of its "
                 f"{entity} rows changed since it was applied; e.g. {entity} row {first['source_id'] or first['row_id']} "
                 f"{what}. Roll back the later batch first, or pass --force to restore anyway", field="batch")
-        deleted = conn.execute(sql.SQL(
-            "DELETE FROM {table} t USING import_batch_changes c WHERE c.workspace_id = %(workspace_id)s"
-            " AND c.batch_id = %(batch_id)s AND c.entity = %(entity)s AND c.action = 'inserted'"
-            " AND t.workspace_id = c.workspace_id AND t.id = c.row_id").format(table=table), params).rowcount
+        deleted = conn.execute(sql.SQL(_BATCH_ROWS + "DELETE FROM {table} t USING batch_rows c"
+                                       " WHERE c.action = 'inserted' AND t.workspace_id = %(workspace_id)s"
+                                       " AND t.id = c.row_id").format(table=table), params).rowcount
         cols = [r["attname"] for r in conn.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
             " AND attname NOT IN ('workspace_id', 'id')", (entity,)).fetchall()]

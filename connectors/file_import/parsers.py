@@ -11,9 +11,11 @@ Excel value) that returns exactly what the matching `values.py` parser returns a
   lives as long as the parser: one file's transform, never across files or imports.
 It must never accept or reject a value differently from `values.py` (tests/test_import_fastpaths.py compares).
 
-`ParsedPages` keeps preview's parsed pages beside the batch's stored file, keyed by everything the rows depend on
-(the transform's signature, the file's sha256, the format), so apply does not parse the file again; it must
-never hand apply rows a fresh parse would not produce: on any doubt apply parses again. `Prefetch` produces the
+`ParsedPages` keeps preview's parsed pages beside the batch's stored file, already serialised for the upsert
+(`prepare_rows`: COPY lines and digests), keyed by everything the rows depend on (the transform's signature,
+the table's columns, the file's sha256, the format, this code), so apply neither parses nor serialises the file
+again and spends its time in the server's COPY; it must never hand apply lines a fresh parse would not produce:
+on any doubt apply parses again. `Prefetch` produces the
 next pages in a worker thread while the caller writes; `BulkGcPause` keeps the cyclic collector out of the loop.
 """
 from __future__ import annotations
@@ -48,6 +50,9 @@ _WHOLE_PERCENT = re.compile(r"([0-9]{1,3})%")
 
 Parser = Callable[[Any], Any]
 Page = tuple[list[dict[str, Any]], list[tuple[int, str | None, str]], int]  # good rows, first errors, rows skipped
+# A page as kept for apply: the good rows as `core.db.upsert.prepare_rows` serialised them (its cols, lines and
+# digests), then the page's first errors and rows skipped.
+KeptPage = tuple[list[str], dict[tuple[str, str], str], dict[tuple[str, str], str], list[tuple[int, str | None, str]], int]
 
 
 def _fast_amount(text: str) -> tuple[Decimal, str | None] | None:
@@ -146,7 +151,7 @@ def column_parser(kind: str, order: str = "mdy") -> Parser | None:
 
 # --- the parsed pages preview keeps for apply --------------------------------------------------------------------
 
-_PAGES_FORMAT = 1  # bump when the stored form changes (changes to the parsing code are noticed by themselves)
+_PAGES_FORMAT = 2  # bump when the stored form changes (changes to the parsing code are noticed by themselves)
 
 
 @functools.lru_cache(maxsize=1)
@@ -156,23 +161,11 @@ def _code_digest() -> str:
     from core import stages
 
     digest = hashlib.sha256()
-    for module in (sys.modules[__name__], V, mapping, transform, stages):
+    from core.db import upsert
+
+    for module in (sys.modules[__name__], V, mapping, transform, stages, upsert):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
-
-
-def _write_form(row: dict[str, Any], typed: tuple[str, ...]) -> None:
-    """The numbers and dates of `typed` fields as the exact text `upsert_rows` sends for them (str(Decimal),
-    isoformat()): the stored page holds only marshal-able plain values and writes byte-identical lines and row
-    hashes. (A value of another type anywhere makes marshal refuse the page, and no pages are kept.)"""
-    for k in typed:
-        v = row.get(k)
-        if v is not None:
-            cls = v.__class__
-            if cls is Decimal:
-                row[k] = str(v)
-            elif cls is date or cls is datetime:
-                row[k] = v.isoformat()
 
 
 class ParsedPages:
@@ -187,7 +180,6 @@ class ParsedPages:
         self.directory = directory
         self._data, self._key = (directory / name for name in self.FILES)
         self._out = None
-        self._typed: tuple[str, ...] = ()
         self._off = stored_name in self.FILES  # the uploaded file itself has one of our names: keep no pages
 
     @staticmethod
@@ -198,23 +190,24 @@ class ParsedPages:
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
     # --- preview: write -----------------------------------------------------------------------------------------
-    def start(self, typed_fields: tuple[str, ...]) -> None:
-        """Start writing pages whose rows hold numbers or dates only in `typed_fields`."""
+    def start(self) -> None:
+        """Start writing pages."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._typed = typed_fields
         if not self._off:
             try:
                 self._out = self._data.open("wb")
             except OSError:  # no room for the pages: apply will parse the file again
                 self._out = None
 
-    def add(self, page: Page) -> None:
-        """Keep one page (its rows' numbers and dates become their text, see `_write_form`)."""
+    @property
+    def keeping(self) -> bool:
+        """Pages are being kept (none after `discard`, a full disk, or with pages switched off)."""
+        return self._out is not None
+
+    def add(self, page: KeptPage) -> None:
+        """Keep one serialised page."""
         if self._out is None:
             return
-        typed = self._typed
-        for row in page[0]:
-            _write_form(row, typed)
         try:
             blob = marshal.dumps(page)
             self._out.write(len(blob).to_bytes(8, "little"))
@@ -246,7 +239,7 @@ class ParsedPages:
             self._data.unlink(missing_ok=True)
 
     # --- apply: read --------------------------------------------------------------------------------------------
-    def load(self, key: str) -> tuple[Iterator[Page], list[tuple]] | None:
+    def load(self, key: str) -> tuple[Iterator[KeptPage], list[tuple]] | None:
         """(pages, stage guesses as sealed) if complete pages with this key are here, else None."""
         if self._off:
             return None
@@ -258,7 +251,7 @@ class ParsedPages:
             return None
         return self._pages(), guesses
 
-    def _pages(self) -> Iterator[Page]:
+    def _pages(self) -> Iterator[KeptPage]:
         with self._data.open("rb") as f:
             while header := f.read(8):
                 yield marshal.loads(f.read(int.from_bytes(header, "little")))

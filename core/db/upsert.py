@@ -126,14 +126,22 @@ def _json_text(value: Any) -> str:
     return _JSON.encode(value).replace("\\", "\\\\")
 
 
+def _bool_text(value: bool) -> str:
+    return "t" if value else "f"
+
+
+# Exact classes first (one dict lookup); subclasses take the isinstance chain below.
+_TEXT_OF = {bool: _bool_text, int: str, float: str, Decimal: str, uuid.UUID: str,
+            date: date.isoformat, datetime: datetime.isoformat}
+
+
 def _scalar_text(value: Any) -> str:
     cls = value.__class__
     if cls is str:
         return value.translate(_ESCAPE) if _SPECIAL.search(value) else value
-    if cls is bool:
-        return "t" if value else "f"
-    if cls in (int, float, Decimal, uuid.UUID):
-        return str(value)
+    text_of = _TEXT_OF.get(cls)
+    if text_of is not None:
+        return text_of(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, (str, int, float, Decimal)):  # subclasses (e.g. str enums)
