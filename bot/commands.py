@@ -75,3 +75,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     commands_api.register(add)
     commands_say.register(add)
     commands_serve.register(add)
+
+    from bot import commands_transcript
+
+    commands_transcript.register(add)

@@ -18,7 +18,7 @@ from typing import Any
 
 import anthropic
 
-from bot import intents
+from bot import intents, transcript_tools
 from bot.conversation_tools import (DEFINITIONS, Env, ToolResult, accounts_named_in, execute, rep_directory)
 from bot.render.blocks import (context, fields_blocks, mrkdwn_escape, render_result, reply_from_blocks, section,
                                split_text)
@@ -43,6 +43,7 @@ EXAMPLES = (
     "what's our open pipeline this quarter?",
     "won deals last quarter over $100k",
     "conversations without deals",
+    "what did Acme say about pricing?",
     "run the forecast",
 )
 
@@ -77,6 +78,12 @@ def route(env: Env, question: str, progress: Progress | None = None) -> Reply:
     intent = intents.parse(question, env.today, env.fy_start)
     if intent.kind == "help":
         return examples_reply(None)
+    if intent.kind in transcript_tools.KINDS:  # before rep matching: "what did X say" names an account
+        tool, tool_args = transcript_tools.intent_args(intent)
+        if progress:
+            progress("Reading call transcripts…")
+        return render([execute(env, tool, tool_args)], data={"intent": intent.kind, "tool": tool,
+                                                             "input": _clean(tool_args), "answered_by": "keywords"})
     reps = intents.match_reps(question, rep_directory(env))
     if len(reps) > 1:
         names = " or ".join(r["name"] for r in reps)

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.intents import PERIODS, match_reps, resolve_period
+from bot.transcript_tools import TRANSCRIPT_DEFINITIONS, TRANSCRIPT_TOOLS
 from core.context import lookup
 from core.errors import InputError
 from core.llm import LLMConfig
@@ -444,6 +445,7 @@ def list_reps(env: Env, **_: Any) -> ToolResult:
 
 TOOLS = {f.__name__: f for f in (search_deals, rep_quota_attainment, get_account, at_risk_deals, stale_deals,
                                  pipeline_summary, conversations_without_deals, run_skill, list_reps)}
+TOOLS.update(TRANSCRIPT_TOOLS)  # call transcripts: bot/transcript_tools.py
 
 
 # ------------------------------------------------------------------------------------------------- for Claude
@@ -487,6 +489,7 @@ DEFINITIONS = [
     {"name": "list_reps", "description": "The reps in this workspace (deal owners and reps with a quota).",
      "input_schema": {"type": "object", "properties": {}}},
 ]
+DEFINITIONS += TRANSCRIPT_DEFINITIONS
 
 
 def execute(env: Env, name: str, tool_input: dict[str, Any] | None) -> ToolResult:

@@ -9,7 +9,9 @@ fits two reps is reported as ambiguous rather than picked. Words understood:
 - status: open, pipeline (open), won, lost, closed; stages by name (discovery reads awareness, proposal decision);
 - time: today, this / last / next week, month, quarter (fiscal, from the context layer's start month), year,
   next / last N days; applied to the close date, or to the creation date when the question says created / new;
-- "slipped" / "overdue" / "past due": open deals whose close date has passed (see conversation_tools.slipped).
+- "slipped" / "overdue" / "past due": open deals whose close date has passed (see conversation_tools.slipped);
+- calls: "what did Acme say about pricing?" (an account and a topic, searched in call transcripts) and
+  "transcript of the Acme discovery call" (one call's transcript), see bot.transcript_tools.
 """
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ class Period:
 
 @dataclass
 class Intent:
-    kind: str                       # deals | rep_quota | account | risk | stale | pipeline | cwd | skill | help | unknown
+    kind: str                       # deals | rep_quota | account | risk | stale | pipeline | cwd | skill | help |
+                                    # transcript_search | transcript | unknown
     amount_min: Decimal | None = None
     amount_max: Decimal | None = None
     status: str | None = None       # open | won | lost | closed
@@ -75,6 +78,8 @@ class Intent:
     account_term: str | None = None
     sort: str | None = None         # amount | risk | close_date
     words: list[str] = field(default_factory=list)
+    topic: str | None = None        # transcript_search: what to look for in the calls
+    call_term: str | None = None    # transcript: the call's id or words of its title
 
     def deal_filters(self) -> dict[str, Any]:
         """The arguments `conversation_tools.search_deals` takes for this intent (rep and account added later)."""
@@ -238,6 +243,50 @@ def account_term(text: str) -> str | None:
     return None
 
 
+_SAID = re.compile(
+    r"\bwhat\s+(?:did|does|do|has|have|had)\s+(?P<who>.+?)\s+(?:(?:got|had)\s+to\s+)?"
+    r"(?:say|said|mention(?:ed)?|talk(?:ed)?|discuss(?:ed)?|raise[d]?|ask(?:ed)?|tell\s+us|told\s+us|think|thought|"
+    r"bring\s+up|brought\s+up|share[d]?)\b(?P<rest>.*)$")
+_DID_MENTION = re.compile(r"^(?:did|has|have)\s+(?P<who>.+?)\s+(?:mention(?:ed)?|bring\s+up|brought\s+up|raise[d]?|"
+                          r"talk(?:ed)?\s+about|ask(?:ed)?\s+about|discuss(?:ed)?)\s+(?P<topic>.+)$")
+_TOPIC = (re.compile(r"\b(?:about|regarding|concerning)\s+(?P<topic>.+)$"),  # "on the last call about X": X
+          re.compile(r"^(?:on|around|re)\s+(?P<topic>.+)$"))
+_WHO_TRIM = re.compile(r"^(?:the|our|people\s+at|folks\s+at|the\s+team\s+at)\s+|'s$|\s+(?:team|folks|people|guys|"
+                       r"buyers?|prospects?|customers?|champion|on\s+(?:the|their|our)\s+(?:last\s+|recent\s+)?"
+                       r"(?:calls?|meetings?))$")
+_CALL = re.compile(r"\b(?:transcripts?|recording)\s+(?:of|for|from)\s+(?P<call>.+)$")
+
+
+def said_about(text: str) -> tuple[str, str | None] | None:
+    """(who, topic) of "what did Acme say about pricing?" / "did Acme mention security?" (normalized text);
+    the topic is None when the question names none. None when the question is not of that shape."""
+    text = text.strip(" ?!.")
+    m = _SAID.search(text)
+    if m:
+        who, rest = m.group("who"), m.group("rest").strip()
+        t = _TOPIC[0].search(rest) or _TOPIC[1].match(rest)
+        topic = t.group("topic") if t else (rest or None)
+    elif m := _DID_MENTION.match(text):
+        who, topic = m.group("who"), m.group("topic")
+    else:
+        return None
+    for _ in range(3):
+        who = _WHO_TRIM.sub("", who.strip(" ,'\"")).strip(" ,'\"")
+    topic = topic.strip(" ,'\"") if topic else None
+    if not who or len(who) > 80 or who in ("we", "i", "you", "they", "he", "she", "it", "us"):
+        return None
+    return who, topic or None
+
+
+def transcript_of(text: str) -> str | None:
+    """The call named in "transcript of the Acme discovery call" (normalized text), or None."""
+    m = _CALL.search(text.strip(" ?!."))
+    if not m:
+        return None
+    call = re.sub(r"^(?:the|our|my|that|this)\s+", "", m.group("call").strip(" ,'\"")).strip()
+    return call or None
+
+
 def parse(question: str, today: date, fy_start_month: int = 1) -> Intent:
     """The intent of a question; rep names and account names are matched later, against the database."""
     text = normalize(question)
@@ -253,6 +302,10 @@ def parse(question: str, today: date, fy_start_month: int = 1) -> Intent:
     skill = skill_in(text)
     if not text.strip(" ?!.") or re.fullmatch(r"(help|\?|hi|hello|hey|what can you do\??|examples?)", text.strip(" !.")):
         intent.kind = "help"
+    elif call := transcript_of(text):
+        intent.kind, intent.call_term = "transcript", call
+    elif said := said_about(text):
+        intent.kind, (intent.account_term, intent.topic) = "transcript_search", said
     elif re.search(r"\b(quota|attainment|tracking|on track|on pace|hitting|(her|his|their|the) number)\b", text):
         intent.kind = "rep_quota"    # needs a rep; without one, the forecast answers for the team
         intent.skill = "forecast-rollup"

@@ -207,3 +207,13 @@ def test_a_failed_walk_resumes_at_the_next_page(db, vault, workspace, connector,
     assert report.resumed
     assert [r["variables"]["skip"] for r in fireflies.transcript_requests()] == [3, 6]
     assert len(calls(db, workspace)) == 6
+
+
+def test_the_organizer_email_is_stored_lower_cased_like_every_other_connector_stores_emails():
+    from connectors.fireflies.connector import normalize_transcript
+    from core.sync.protocol import StreamContext
+
+    ctx = StreamContext(workspace_id="w", connector="fireflies", metadata={})
+    row = normalize_transcript(transcript("t1", " Jon.Snow@Example.COM ", 1_700_000_000_000), ctx,
+                               {"id": "u1", "email": "jon.snow@example.com"})
+    assert row["organizer_email"] == "jon.snow@example.com"

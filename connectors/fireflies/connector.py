@@ -12,7 +12,7 @@ only (the second `variables` would replace the first). A stream per rep keeps it
 
 Paging: `limit`/`skip` variables (`OffsetPaginator`, 50 per page at most), stopping on a short or empty page.
 Incremental: the largest `date` seen (epoch ms) becomes the next run's `fromDate` (ISO). Transcripts
-(sentences) are not fetched by sync.
+(sentences) are not fetched by sync: `fetch_transcript` (`transcript(id:)`) serves core.transcripts on demand.
 
 Errors come in a GraphQL `errors[]` array, usually with HTTP 200: `too_many_requests` waits for
 `extensions.metadata.retryAfter` (epoch ms) when that is short, and otherwise stops the sync with RateLimited
@@ -32,6 +32,7 @@ from core.errors import AuthError, ConnectorError, RateLimited
 from core.sync.http import HttpClient, RateLimiter, RetryPolicy
 from core.sync.paginators import OffsetPaginator
 from core.sync.protocol import CredentialField, Stream, StreamContext
+from core.transcripts.text import Line, render, speaker_label
 
 API_URL = "https://api.fireflies.ai/graphql"
 PAGE_SIZE = 50                      # Fireflies' maximum `limit`
@@ -47,6 +48,13 @@ TRANSCRIPTS_QUERY = """query Transcripts($organizer_email: String, $fromDate: Da
     summary { overview short_summary gist action_items keywords }
   }
 }"""
+
+# On demand only (core.transcripts), never by sync: one call's sentences.
+TRANSCRIPT_QUERY = """query Transcript($id: String!) {
+  transcript(id: $id) { id sentences { index speaker_id speaker_name text start_time } }
+}"""
+NOT_FOUND_CODES = {"object_not_found", "not_found"}
+
 
 
 def describe_limit(limit: dict[str, Any]) -> str:
@@ -185,8 +193,9 @@ def normalize_transcript(record: dict[str, Any], ctx: StreamContext, rep: dict[s
     internal = {str(u.get("email")).lower() for u in ctx.metadata.get("users") or []
                 if isinstance(u, dict) and u.get("email")}
     organizer = record.get("organizer_email") or rep.get("email")
-    if organizer:
-        internal.add(organizer.lower())
+    organizer = organizer.strip().lower() if isinstance(organizer, str) and organizer.strip() else None
+    if organizer:  # lower-cased as every connector stores e-mails: rep-level joins compare them as stored
+        internal.add(organizer)
     date, duration = record.get("date"), record.get("duration")
     summary = record.get("summary") if isinstance(record.get("summary"), dict) else {}
     return {
@@ -272,3 +281,34 @@ class FirefliesConnector:
             since=lambda since: {"json": {"variables": {"organizer_email": email, "fromDate": iso_ms(float(since))}}},
             normalize=lambda record, ctx: normalize_transcript(record, ctx, rep),
         )
+
+    def fetch_transcript(self, client: HttpClient, conversation: dict[str, Any]) -> str | None:
+        """The meeting's sentences as `[mm:ss] Name: text` lines (one per speaker turn); None when Fireflies
+        has no such transcript (`object_not_found`, a null transcript, or no sentences yet)."""
+        variables = {"id": str(conversation["source_id"])}
+        try:
+            payload = client.post_json(self._path(client), json={"query": TRANSCRIPT_QUERY, "variables": variables})
+        except ConnectorError as exc:
+            code = exc.details.get("code")  # the GraphQL error code; an HTTP 404 carries it in its body
+            if type(exc) is ConnectorError and (code in NOT_FOUND_CODES or (
+                    exc.details.get("status") == 404 and any(c in exc.message for c in NOT_FOUND_CODES))):
+                return None
+            raise
+        record = ((payload or {}).get("data") or {}).get("transcript") or {}
+        return transcript_text(record.get("sentences") or [])
+
+
+def _seconds(value: Any) -> float | None:
+    """`start_time` is documented as a String of seconds; numbers are taken too."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def transcript_text(sentences: list[Any]) -> str | None:
+    unnamed: dict[str, str] = {}
+    lines = [Line(_seconds(x.get("start_time")), speaker_label(x.get("speaker_name"), x.get("speaker_id"), unnamed),
+                  str(x.get("text") or x.get("raw_text") or ""))
+             for x in sentences if isinstance(x, dict)]
+    return render(lines) or None

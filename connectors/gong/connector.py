@@ -6,7 +6,8 @@ e.g. https://us-12345.api.gong.io) → `list_users` reads the directory (`GET /v
 `POST /v2/calls/extensive` once per tracked rep (one partition per rep, run sequentially), filtered by
 `primaryUserIds` and, after the first run, `fromDateTime` = the latest call start seen for that rep (inclusive:
 the last call is read again, which an upsert makes harmless). Removing a rep only stops future fetches; the
-calls already synced stay. Transcripts are not synced (fetched on demand elsewhere).
+calls already synced stay. Transcripts are not synced: `fetch_transcript` (`POST /v2/calls/transcript`) serves
+core.transcripts, which fetches them on demand and caches them on the conversation.
 
 Request shape: the orchestrator merges a partition and the incremental `since` into the request shallowly,
 so both are declared as query parameters (`primaryUserId`, `fromDateTime`) and `GongClient` moves them into
@@ -25,6 +26,7 @@ correctly as text.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -35,10 +37,13 @@ from core.errors import AuthError, ConnectorError
 from core.sync.http import HttpClient, RateLimiter, RetryPolicy
 from core.sync.paginators import AfterCursor, iterate_pages
 from core.sync.protocol import CredentialField, Stream, StreamContext
+from core.transcripts.text import Line, render, speaker_label
 
+log = logging.getLogger("pandora.gong")
 API_BASE = "https://api.gong.io"
 CALLS_PATH = "/v2/calls/extensive"
 USERS_PATH = "/v2/users"
+TRANSCRIPT_PATH = "/v2/calls/transcript"
 NO_CALLS = "No calls found corresponding to the provided filters"
 RATE_PER_SECOND = 3.0      # Gong's documented limit
 HEADROOM = 0.95            # spacing a little wider than 1/3 s: network jitter can't bunch 4 into one second
@@ -161,8 +166,11 @@ def normalize_call(record: dict[str, Any], ctx: StreamContext) -> dict[str, Any]
         "participants": [participant(p) for p in parties],
         "call_url": meta.get("url"),
         "summary": ((record.get("content") or {}).get("brief")) or None,
-        "source_data": {"metaData": meta, "context": record.get("context") or [],
-                        "primary_user_id": primary},
+        # speakerId → name: what an on-demand transcript needs to name its speakers without another request
+        "source_data": {"metaData": meta, "context": record.get("context") or [], "primary_user_id": primary,
+                        "speakers": {str(p["speakerId"]): p.get("name") or p.get("emailAddress")
+                                     for p in parties if p.get("speakerId") not in (None, "")
+                                     and (p.get("name") or p.get("emailAddress"))}},
         "custom_fields": {**extra, **(meta.get("customData") if isinstance(meta.get("customData"), dict) else {})},
     }
 
@@ -239,6 +247,70 @@ class GongConnector:
             since=lambda since: {"params": {"fromDateTime": since}},
             partitions=lambda c: [{"primaryUserId": uid} for uid in tracked_ids(c.metadata)],
         )]
+
+
+    # -- on-demand transcripts (core.transcripts calls this; sync never does) --------------------------------
+    def fetch_transcript(self, client: HttpClient, conversation: dict[str, Any]) -> str | None:
+        """The call's transcript as `[mm:ss] Name: text` lines, None when Gong has none for it.
+
+        `POST /v2/calls/transcript` with `filter.callIds`; Gong's "No calls found" 404 arrives from GongClient
+        as an empty page, i.e. None. Monologues name a `speakerId` only: names come from the stored call when
+        it has them, else from one `calls/extensive` lookup of the call's parties (a failed lookup leaves
+        "Speaker N" labels rather than losing the transcript)."""
+        call_id = str(conversation["source_id"])
+        payload = client.post_json(TRANSCRIPT_PATH, json={"filter": {"callIds": [call_id]}}) or {}
+        entry = next((t for t in payload.get("callTranscripts") or []
+                      if isinstance(t, dict) and str(t.get("callId")) == call_id), None)
+        monologues = [m for m in (entry or {}).get("transcript") or [] if isinstance(m, dict)]
+        if not monologues:
+            return None
+        speakers = {str(m.get("speakerId")) for m in monologues if m.get("speakerId") not in (None, "")}
+        names = stored_speakers(conversation)
+        if speakers - names.keys():
+            names.update({k: v for k, v in self._party_speakers(client, call_id).items() if k not in names})
+        unnamed: dict[str, str] = {}
+        lines = []
+        for m in monologues:
+            sentences = [x for x in m.get("sentences") or []
+                         if isinstance(x, dict) and str(x.get("text") or "").strip()]
+            if not sentences:
+                continue
+            start = sentences[0].get("start")
+            key = m.get("speakerId")
+            lines.append(Line(start / 1000 if isinstance(start, (int, float)) else None,
+                              speaker_label(names.get(str(key)), key, unnamed),
+                              " ".join(str(x["text"]).strip() for x in sentences)))
+        return render(lines) or None
+
+    def _party_speakers(self, client: HttpClient, call_id: str) -> dict[str, str]:
+        body = {"filter": {"callIds": [call_id]}, "contentSelector": {"exposedFields": {"parties": True}}}
+        try:
+            payload = client.post_json(CALLS_PATH, json=body) or {}
+        except ConnectorError as exc:
+            log.warning("gong: speaker names of call %s unavailable (%s); using Speaker N", call_id, exc.message)
+            return {}
+        return {str(p["speakerId"]): p.get("name") or p.get("emailAddress")
+                for call in payload.get("calls") or [] if isinstance(call, dict)
+                for p in call.get("parties") or []
+                if isinstance(p, dict) and p.get("speakerId") not in (None, "")
+                and (p.get("name") or p.get("emailAddress"))}
+
+
+def stored_speakers(conversation: dict[str, Any]) -> dict[str, str]:
+    """speakerId → name from what the conversation row already holds (raw `parties` or a `speakers` map in
+    source_data, or participants carrying a speaker id)."""
+    data = conversation.get("source_data") or {}
+    names: dict[str, str] = {}
+    if isinstance(data.get("speakers"), dict):
+        names.update({str(k): v for k, v in data["speakers"].items() if v})
+    for p in [*(data.get("parties") or []), *(conversation.get("participants") or [])]:
+        if not isinstance(p, dict):
+            continue
+        sid = p.get("speakerId") or p.get("speaker_id")
+        name = p.get("name") or p.get("emailAddress") or p.get("email")
+        if sid not in (None, "") and name:
+            names.setdefault(str(sid), name)
+    return names
 
 
 def register() -> GongConnector:

@@ -5,7 +5,9 @@ Answers the three queries the connector sends — `user`, `users { user_id name 
 like the real API, with `limit` capped at 50 (more is `invalid_arguments`). Errors come the Fireflies way: a
 GraphQL `errors[]` array with `code` and `extensions.status`, with HTTP 200 unless `http_errors` is set.
 Knobs: `script` (error bodies answered, in order, to the next transcripts requests), `daily_limit` (requests
-beyond it get `too_many_requests`), `requests` (every parsed body, for assertions)."""
+beyond it get `too_many_requests`), `requests` (every parsed body, for assertions).
+`transcript(id:)` answers `sentences` from `sentences` (transcript id → list, see `sentence`); an id not among
+`transcripts` is the fixture's `object_not_found` error (a Transcript instead of a User)."""
 from __future__ import annotations
 
 import copy
@@ -41,6 +43,19 @@ def too_many_requests(retry_after_ms: float) -> dict[str, Any]:
     return body
 
 
+def sentence(index: int, speaker: str | None, text: str, start: float, speaker_id: int = 0) -> dict[str, Any]:
+    """One Sentence (docs.fireflies.ai/schema/sentence): times are seconds, documented as strings."""
+    return {"index": index, "speaker_id": speaker_id, "speaker_name": speaker, "text": text, "raw_text": text,
+            "start_time": f"{start:.2f}", "end_time": f"{start + 2:.2f}"}
+
+
+def not_found(object_type: str = "Transcript") -> dict[str, Any]:
+    body = fixture("error_object_not_found.json")
+    body["errors"][0]["message"] = f"{object_type} not found"
+    body["errors"][0]["extensions"]["metadata"]["objectType"] = object_type
+    return body
+
+
 def transcript(tid: str, organizer: str, date_ms: int, **extra: Any) -> dict[str, Any]:
     rec = {"id": tid, "title": f"Call {tid}", "date": date_ms, "duration": 30.0, "organizer_email": organizer,
            "host_email": organizer, "participants": [organizer], "meeting_attendees": [], "speakers": [],
@@ -59,6 +74,7 @@ class FakeFireflies(FakeServer):
         self.daily_limit: int | None = None
         self.http_errors = False
         self.requests: list[dict[str, Any]] = []
+        self.sentences: dict[str, list[dict[str, Any]]] = {}   # transcript id → sentences
         self._lock = threading.Lock()
 
     @property
@@ -67,6 +83,10 @@ class FakeFireflies(FakeServer):
 
     def transcript_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if "transcripts(" in r.get("query", "")]
+
+    def transcript_fetches(self) -> list[dict[str, Any]]:
+        """The `transcript(id:)` requests (one call's sentences), not the `transcripts(...)` listings."""
+        return [r for r in self.requests if "transcript(" in r.get("query", "")]
 
     def _send(self, handler, body: dict[str, Any]) -> None:
         status = 200
@@ -96,6 +116,8 @@ class FakeFireflies(FakeServer):
         query, variables = body.get("query", ""), body.get("variables") or {}
         if "transcripts(" in query:
             return self._send(handler, self._transcripts(variables))
+        if "transcript(" in query:
+            return self._send(handler, self._transcript(variables))
         if "users {" in query or "users{" in query:
             return self._send(handler, {"data": {"users": [
                 {k: u.get(k) for k in ("user_id", "name", "email")} for u in self.users]}})
@@ -103,6 +125,12 @@ class FakeFireflies(FakeServer):
             u = self.users[0]
             return self._send(handler, {"data": {"user": {k: u.get(k) for k in ("user_id", "name", "email")}}})
         return self._send(handler, error_body("invalid_arguments", "unknown query", 400))
+
+    def _transcript(self, variables: dict[str, Any]) -> dict[str, Any]:
+        tid = str(variables.get("id") or "")
+        if not any(t["id"] == tid for t in self.transcripts):
+            return not_found("Transcript")
+        return {"data": {"transcript": {"id": tid, "sentences": copy.deepcopy(self.sentences.get(tid, []))}}}
 
     def _transcripts(self, variables: dict[str, Any]) -> dict[str, Any]:
         limit, skip = int(variables.get("limit") or 50), int(variables.get("skip") or 0)

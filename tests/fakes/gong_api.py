@@ -6,8 +6,13 @@
   on the call start, ascending by start; the same body plus `"cursor"` for the next page. `context` is only
   returned when `contentSelector.context` is asked for and `parties` only with `exposedFields.parties`.
   An empty window is the real API's 404 "No calls found corresponding to the provided filters".
+- `POST /v2/calls/transcript`: `filter.callIds` → `callTranscripts[]` of {callId, transcript: [{speakerId,
+  topic, sentences[{start, end, text}]}]} from `transcripts` (call id → monologues; seed with
+  `load("calls_transcript_CONSTRUCTED.json")`); no known call among the ids is the "No calls found" 404.
+  `calls/extensive` also honours `filter.callIds`.
 - Rate limit: at most `per_second` requests in any rolling second (default 3), else 429 with `Retry-After`;
-  `throttle(n)` scripts n 429s (Retry-After 2, the fixture) before the next answers. Violations are counted.
+  `throttle(n)` scripts n 429s (Retry-After 2, the fixture) before the next answers. Violations are counted;
+  `clock` (default time.monotonic) times the window.
 """
 from __future__ import annotations
 
@@ -60,8 +65,10 @@ class FakeGong(FakeServer):
         self.per_second = per_second
         self.users: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
+        self.transcripts: dict[str, list[dict[str, Any]]] = {}   # call id → monologues
         self.log: list[tuple[str, str, dict, Any]] = []   # (method, path, query, body)
         self.violations = 0
+        self.clock = time.monotonic   # the rolling second's clock (a test may share a virtual one)
         self._throttle = 0
         self._recent: deque[float] = deque()
         self._lock = threading.RLock()
@@ -73,6 +80,9 @@ class FakeGong(FakeServer):
 
     def calls_requests(self) -> list[dict[str, Any]]:
         return [body for method, path, _q, body in self.log if path == "/v2/calls/extensive"]
+
+    def transcript_requests(self) -> list[dict[str, Any]]:
+        return [body for method, path, _q, body in self.log if path == "/v2/calls/transcript"]
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def _gate(self, handler: BaseHTTPRequestHandler, method: str, body: Any) -> tuple[str, dict] | None:
@@ -88,7 +98,7 @@ class FakeGong(FakeServer):
                 send_json(handler, 429, load("error_429_CONSTRUCTED.json"), {"Retry-After": "2"})
                 return None
             if self.per_second:
-                now = time.monotonic()
+                now = self.clock()
                 while self._recent and now - self._recent[0] >= 1.0:
                     self._recent.popleft()
                 if len(self._recent) >= self.per_second:
@@ -117,6 +127,8 @@ class FakeGong(FakeServer):
         if gate is None:
             return
         path, _query = gate
+        if path == "/v2/calls/transcript":
+            return self._transcript(handler, body)
         if path != "/v2/calls/extensive":
             return send_json(handler, 404, {"errors": [f"unknown path {path}"]})
         flt = body.get("filter") or {}
@@ -131,6 +143,8 @@ class FakeGong(FakeServer):
                 start = _when(call["metaData"]["started"])
                 if users is not None and call["metaData"]["primaryUserId"] not in users:
                     continue
+                if flt.get("callIds") is not None and call["metaData"]["id"] not in [str(i) for i in flt["callIds"]]:
+                    continue
                 if flt.get("fromDateTime") and start < _when(flt["fromDateTime"]):
                     continue
                 if flt.get("toDateTime") and start >= _when(flt["toDateTime"]):
@@ -144,6 +158,15 @@ class FakeGong(FakeServer):
         if not chosen:
             return send_json(handler, 404, load("error_404_no_calls.json"))
         self._page(handler, chosen, "calls", body.get("cursor"))
+
+    def _transcript(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        ids = [str(i) for i in (body.get("filter") or {}).get("callIds") or []]
+        with self._lock:
+            chosen = [{"callId": i, "transcript": copy.deepcopy(self.transcripts[i])}
+                      for i in ids if i in self.transcripts]
+        if not chosen:
+            return send_json(handler, 404, load("error_404_no_calls.json"))
+        self._page(handler, chosen, "callTranscripts", body.get("cursor"))
 
     def _page(self, handler: BaseHTTPRequestHandler, items: list, key: str, cursor: str | None) -> None:
         offset = 0
