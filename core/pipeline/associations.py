@@ -127,32 +127,36 @@ ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 """
 
 
-# What an incremental run must look at: accounts, deals and contacts a sync wrote since the last run, the
-# accounts of those deals and contacts, and the accounts of contacts inferred onto a changed deal.
+# What an incremental run must look at: deals and contacts a sync wrote since the last run; `accounts`, whose
+# every contact is looked at again: accounts a sync wrote, the accounts of those deals (their deal count may
+# have moved) and of contacts inferred onto a changed deal; `deal_accounts`, whose deals are counted: those
+# and the accounts of the changed contacts (a changed contact is looked at alone, not its whole account).
 _SCOPE = """
 WITH d AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
-     c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s)
+     c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+     a AS (SELECT account_id FROM d WHERE account_id IS NOT NULL
+           UNION SELECT id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
+           UNION SELECT ct.account_id FROM deal_contacts dc
+                   JOIN contacts ct ON ct.workspace_id = dc.workspace_id AND ct.id = dc.contact_id
+                  WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
+                    AND dc.deal_id IN (SELECT id FROM d) AND ct.account_id IS NOT NULL)
 SELECT EXISTS (SELECT 1 FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s)
            AS accounts_changed,
        EXISTS (SELECT 1 FROM d) AS deals_changed,
        ARRAY(SELECT id FROM d) AS deals, ARRAY(SELECT id FROM c) AS contacts,
-       ARRAY(SELECT account_id FROM d WHERE account_id IS NOT NULL
-             UNION SELECT account_id FROM c WHERE account_id IS NOT NULL
-             UNION SELECT id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
-             UNION SELECT ct.account_id FROM deal_contacts dc
-                     JOIN contacts ct ON ct.workspace_id = dc.workspace_id AND ct.id = dc.contact_id
-                    WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
-                      AND dc.deal_id IN (SELECT id FROM d) AND ct.account_id IS NOT NULL) AS accounts
+       ARRAY(SELECT account_id FROM a) AS accounts,
+       ARRAY(SELECT account_id FROM a UNION SELECT account_id FROM c WHERE account_id IS NOT NULL) AS deal_accounts
 """
 _MARKS = {
     "/*contacts*/": "AND c.updated_at > %(since)s",
-    "/*accounts*/": "AND account_id = ANY(%(accounts)s::uuid[])",
-    "/*infer*/": "AND c.account_id = ANY(%(accounts)s::uuid[])",
+    "/*accounts*/": "AND account_id = ANY(%(deal_accounts)s::uuid[])",
+    "/*infer*/": "AND (c.account_id = ANY(%(accounts)s::uuid[]) OR c.id = ANY(%(contacts)s::uuid[]))",
     "/*withdraw*/": _INFERRED_SCOPED,
 }
 
 
 SCOPED_ACCOUNTS_MAX = 2000
+SCOPED_CONTACTS_MAX = 50_000
 
 
 def _scoped(statement: str, scope: dict | None, *skip: str) -> str:
@@ -208,8 +212,8 @@ def infer_associations(conn, run) -> dict[str, int]:
         params.update(conn.execute(_SCOPE, params).fetchone())
         if not params["accounts"] and not params["contacts"] and not params["deals"]:
             return {k: v for k, v in changed.items() if v}
-        if len(params["accounts"]) > SCOPED_ACCOUNTS_MAX:  # index lookups by the thousand: a hash join is faster
-            scope = None
+        if len(params["accounts"]) > SCOPED_ACCOUNTS_MAX or len(params["contacts"]) > SCOPED_CONTACTS_MAX:
+            scope = None  # index lookups by the ten thousand: a hash join over the workspace is faster
     changed["deal_contacts.withdrawn"] = _run(conn, run, "deal_contacts", sql.SQL(_scoped(_WITHDRAW_SINGLE_DEAL, scope)),
                                               params, "dc.deal_id, dc.contact_id")
     changed["deal_contacts.inferred_single_deal"] = conn.execute(_scoped(_INFER_SINGLE_DEAL, scope), params).rowcount
