@@ -173,10 +173,16 @@ WITH refs AS (
     UNION SELECT source_id FROM deals WHERE {changed_since}
     UNION SELECT source_id FROM contacts WHERE {changed_since}
 )
-SELECT DISTINCT id, source, kind, sid FROM refs
- WHERE sid <> '' AND (%(full)s OR id IN (SELECT id FROM refs
-                                          WHERE touched OR derivable OR sid IN (SELECT source_id FROM changed_targets)))
+{keep_refs}
 """
+# A full run keeps every id; an incremental one every id of a row that was touched, can derive its account, or
+# names a changed record (one pass with a window: a correlated IN over the CTE was planned as a rescan per row).
+_KEEP_ALL = "SELECT DISTINCT id, source, kind, sid FROM refs WHERE sid <> ''"
+_KEEP_CHANGED = """SELECT DISTINCT id, source, kind, sid
+  FROM (SELECT refs.*, bool_or(touched OR derivable OR sid IN (SELECT source_id FROM changed_targets))
+                           OVER (PARTITION BY id) AS keep
+          FROM refs) AS x
+ WHERE sid <> '' AND keep"""
 
 # An incremental run relinks only candidate rows (the rest would come out as they are): rows a sync wrote, rows
 # without a contact listing an e-mail of a changed contact, rows naming a changed CRM record, rows on changed
@@ -306,7 +312,9 @@ WITH base AS MATERIALIZED (
                                      THEN 'crm_native'
                                      WHEN k.keep_deal IS NOT NULL THEN k.keep_md
                                      WHEN f.deal_id IS NOT NULL THEN 'deal_inference' END AS new_md) AS d
-), final AS (
+), final AS MATERIALIZED (
+    -- Materialized: inlined into the UPDATE, its joins were planned after the join back by ctid, whose estimate
+    -- is one row, and the deal inference became a nested loop over first_open_deals for every row (seconds).
     SELECT d.*, (d.contact_id, d.account_id, d.deal_id) IS DISTINCT FROM (d.new_contact, d.new_account, d.new_deal) AS moved
       FROM decided d
      WHERE (d.contact_id, d.account_id, d.deal_id, d.link_details, d.link_method)
@@ -352,6 +360,7 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         "table": table, "at": spec["at"], "rows": rows, "touched": _TOUCHED, "cand": cand,
         "fod_scope": "AND account_id IN (SELECT new_account FROM linked)" if incremental else "",
         "changed_since": _CHANGED_SINCE, "own_refs": spec["own_refs"],
+        "keep_refs": _KEEP_CHANGED if incremental else _KEEP_ALL,
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
         "rank_b_mc": _rank("b.mc"), "rank_b_ma": _rank("b.ma"), "rank_k_md": _rank("k.keep_md"),
