@@ -231,7 +231,7 @@ UPDATE deals d
    SET last_activity_at = c.last_at, days_in_stage = c.days_in_stage, velocity_score = c.velocity,
        deal_risk = c.risk, deal_risk_factors = c.factors, health_score = c.health
   FROM calc c
- WHERE d.workspace_id = %(workspace_id)s AND d.id = c.id
+ WHERE d.workspace_id = %(workspace_id)s AND d.id = c.id /*deals:d.id*/
    AND (d.last_activity_at, d.days_in_stage, d.velocity_score, d.deal_risk, d.deal_risk_factors, d.health_score)
        IS DISTINCT FROM (c.last_at, c.days_in_stage, c.velocity, c.risk, c.factors, c.health)
 """
@@ -292,7 +292,7 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
 )
 UPDATE contacts c SET last_activity_at = calc.last_at, engagement_score = calc.score
   FROM calc
- WHERE c.workspace_id = %(workspace_id)s AND c.id = calc.id AND c.deleted_at IS NULL
+ WHERE c.workspace_id = %(workspace_id)s AND c.id = calc.id AND c.deleted_at IS NULL /*contacts:c.id*/
    AND (c.last_activity_at, c.engagement_score) IS DISTINCT FROM (calc.last_at, calc.score)
 """
 
@@ -346,7 +346,7 @@ WITH own AS (
 )
 UPDATE accounts a SET last_activity_at = calc.last_at, health_score = calc.score
   FROM calc
- WHERE a.workspace_id = %(workspace_id)s AND a.id = calc.id
+ WHERE a.workspace_id = %(workspace_id)s AND a.id = calc.id /*accounts:a.id*/
    AND (a.last_activity_at, a.health_score) IS DISTINCT FROM (calc.last_at, calc.score)
 """
 
@@ -396,6 +396,8 @@ SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS deals,
        ARRAY(SELECT id FROM a WHERE id IS NOT NULL) AS accounts
 """
 
+# Also on each UPDATE's target: the same ids as an index condition, so the rows to write are looked up by id
+# rather than hashed from a scan of the whole table (the planner cannot tell calc is small).
 _SCOPE = re.compile(r"/\*(deals|contacts|accounts):([\w.]+)\*/")
 
 
