@@ -15,3 +15,5 @@ def load_all() -> None:
     from connectors.salesforce import register as _salesforce; _salesforce()  # noqa: E702
     from connectors.fireflies import register as _fireflies; _fireflies()  # noqa: E702
     from connectors.gong import register as _gong; _gong()  # noqa: E702
+    from connectors.google_drive import register as _google_drive; _google_drive()  # noqa: E702
+    from connectors.monday import register as _monday; _monday()  # noqa: E702

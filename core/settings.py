@@ -66,6 +66,8 @@ class Settings:
     hubspot_client_secret: str | None = None
     salesforce_client_id: str | None = None
     salesforce_client_secret: str | None = None
+    google_client_id: str | None = None         # Google Drive's OAuth app (drive.readonly)
+    google_client_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -108,6 +110,8 @@ class Settings:
             hubspot_client_secret=env.get("HUBSPOT_CLIENT_SECRET") or None,
             salesforce_client_id=env.get("SALESFORCE_CLIENT_ID") or None,
             salesforce_client_secret=env.get("SALESFORCE_CLIENT_SECRET") or None,
+            google_client_id=env.get("GOOGLE_CLIENT_ID") or None,
+            google_client_secret=env.get("GOOGLE_CLIENT_SECRET") or None,
         )
 
     @property

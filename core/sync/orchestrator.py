@@ -13,7 +13,9 @@ Guarantees:
   an OAuth token mid-sync calls `on_credentials`, so the next run (or a retry after a crash) starts with it.
 - **Connector hooks** (`core.sync.protocol`): `prepare` refreshes connection metadata before the streams
   (owners, pipelines); `Stream.enrich` completes a page's raw records before normalize; `Stream.on_written`
-  derives link rows in the page's transaction. A normalize that returns `deleted_at` set is a soft delete:
+  derives link rows in the page's transaction; `Stream.on_page` sees every page's raw records there too (a change
+  feed's removals carry no row); `Stream.final_cursor` reads a change feed's next position from its last page.
+  A normalize that returns `deleted_at` set is a soft delete:
   it is an ordinary upsert, so an archived record keeps its row and history, and a restored one (normalize
   returns `deleted_at: None`) comes back.
 Saved stream state: `{"since", "page", "max_cursor", "started"}` while a walk is in progress, `{"cursor"}`
@@ -222,7 +224,9 @@ class SyncEngine:
             self._walk(client, stream, ctx, part_ctx, key, state.get("page"), params, body, since, max_seen,
                        started, cursors, report)
         except PageStateExpired as exc:
-            if not resuming:
+            # A source whose paging positions expire by age (Monday cursors: 60 minutes after a walk's first
+            # request) can lose one during a fresh walk too; its error says so (`restart=True`).
+            if not resuming and not exc.details.get("restart"):
                 raise
             # The saved page is gone at the source: walk again from the saved cursor. Every write is an
             # upsert, so the pages read before the pause are rewritten as unchanged, never duplicated.
@@ -249,6 +253,8 @@ class SyncEngine:
                         by_table.setdefault(table, []).append(extra_row)
             if page.state is not None:
                 new_state = {"since": since, "page": page.state, "max_cursor": max_seen, "started": started}
+            elif stream.final_cursor is not None:  # a change feed: the last page says where the next run starts
+                new_state = {"cursor": stream.final_cursor(page.payload, part_ctx)}
             elif stream.cursor_field:
                 cursor = max_seen
                 if stream.cursor_ceiling is not None:  # a walk out of cursor order: never past its start
@@ -267,6 +273,11 @@ class SyncEngine:
                     for table, n in (stream.on_written(conn, part_ctx, by_table) or {}).items():
                         c = counts.setdefault(table, {"fetched": 0, "inserted": 0, "updated": 0, "unchanged": 0})
                         c["inserted"] += n
+                if stream.on_page is not None:
+                    for table, extra in (stream.on_page(conn, part_ctx, page.records) or {}).items():
+                        c = counts.setdefault(table, {"fetched": 0, "inserted": 0, "updated": 0, "unchanged": 0})
+                        for k, v in extra.items():
+                            c[k] = c.get(k, 0) + v
                 report.pages += 1
                 report.records_fetched += len(page.records)
                 conn.execute(

@@ -128,6 +128,30 @@ class OffsetPaginator(Paginator):
         return {"offset": (state["offset"] if state else 0) + len(records)}
 
 
+class PageNumber(Paginator):
+    """1-based page numbers with a page size, stopping on a short page (Monday `boards`, `users` and
+    `activity_logs`: variables limit/page)."""
+
+    def __init__(self, page_size: int, limit_param: str = "limit", page_param: str = "page", *,
+                 first: int = 1, in_variables: bool = False):
+        if page_size <= 0:
+            raise ValueError("page_size must be positive")
+        self.page_size = page_size
+        self.limit_param = limit_param
+        self.page_param = page_param
+        self.first = first
+        self.in_variables = in_variables
+
+    def request(self, state: State | None) -> PageRequest:
+        value = {self.limit_param: self.page_size, self.page_param: state["page"] if state else self.first}
+        return PageRequest(json={"variables": value}) if self.in_variables else PageRequest(params=value)
+
+    def next_state(self, state, payload, response, records):
+        if len(records) < self.page_size:
+            return None
+        return {"page": (state["page"] if state else self.first) + 1}
+
+
 class NextUrl(Paginator):
     """The response names the next page's URL: a payload field (Salesforce `nextRecordsUrl`) or a
     `Link: <…>; rel="next"` header. Relative URLs are resolved against the URL that was just fetched, and

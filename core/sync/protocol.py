@@ -54,6 +54,9 @@ Related = Callable[[dict[str, Any], StreamContext], Iterable[tuple[str, dict[str
 Enrich = Callable[[HttpClient, list[dict[str, Any]], StreamContext], None]
 # Called inside the page's transaction after its rows were upserted: {table: rows written}. Returns counts.
 OnWritten = Callable[[Any, StreamContext, "dict[str, list[dict[str, Any]]]"], "dict[str, int] | None"]
+# Called inside EVERY page's transaction (rows or not) with the page's raw records, after its rows were written:
+# for change-feed entries that carry no row to write (a removed file). Returns {table: {"updated": n, ...}}.
+OnPage = Callable[[Any, StreamContext, "list[dict[str, Any]]"], "dict[str, dict[str, int]] | None"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class Stream:
     - `cursor_ceiling`: for walks NOT in cursor order (a list by id): given the walk's start (epoch seconds),
       the highest cursor the next run may start from, so a record modified during the walk, after we read
       it, is fetched again next time instead of hiding behind a later record's timestamp.
+    - `final_cursor`: for change feeds whose next position is in the LAST page's payload, not in the records
+      (Google Drive `newStartPageToken`): `final_cursor(payload, ctx)` is saved as the stream's cursor.
+    - `on_page`: sees every page's raw records in its transaction, whether or not they made rows (Google Drive:
+      a `removed` change has no file to upsert; the connector soft-deletes the row it has, if any).
     """
 
     name: str
@@ -90,6 +97,8 @@ class Stream:
     enrich: Enrich | None = None
     on_written: OnWritten | None = None
     cursor_ceiling: Callable[[float], Any] | None = None
+    final_cursor: Callable[[Any, StreamContext], Any] | None = None
+    on_page: OnPage | None = None
 
 
 class Connector(Protocol):
