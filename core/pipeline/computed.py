@@ -389,7 +389,10 @@ WITH act AS MATERIALIZED (
     SELECT id FROM accounts WHERE {_changed()}
     UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
     UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id IN (SELECT id FROM d)
-    UNION SELECT account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND id IN (SELECT id FROM c)
+    -- an account reads its contacts' last_activity_at, which the contacts statement reports when it moves
+    -- (compute_fields adds those accounts); here only contacts whose account itself may have changed
+    UNION SELECT account_id FROM contacts
+           WHERE workspace_id = %(workspace_id)s AND (updated_at > %(since)s OR id = ANY(%(noted_contacts)s::uuid[]))
 )
 SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS deals,
        ARRAY(SELECT id FROM c WHERE id IS NOT NULL) AS contacts,
@@ -489,5 +492,11 @@ def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
         if incremental and not params[table]:
             continue
         by_email = incremental and params.get("email_conversations") is not None
-        changed[table] = conn.execute(_scoped(statement, incremental, by_email), params).rowcount
+        statement = _scoped(statement, incremental, by_email)
+        if incremental and table == "contacts":  # accounts whose contacts' last activity moved: rescored below
+            moved = conn.execute(statement + " RETURNING c.account_id", params).fetchall()
+            changed[table] = len(moved)
+            params["accounts"] = list({*params["accounts"], *(r["account_id"] for r in moved if r["account_id"])})
+            continue
+        changed[table] = conn.execute(statement, params).rowcount
     return {k: v for k, v in changed.items() if v}
