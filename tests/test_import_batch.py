@@ -132,6 +132,38 @@ def test_rollback_is_refused_when_a_later_batch_changed_the_rows(db, settings, w
     assert rows(db, workspace) == {}
 
 
+def test_rollback_names_an_inserted_row_deleted_since_and_the_later_batch_that_inserted_it_again(
+        db, settings, workspace, tmp_path):
+    v1 = write(tmp_path, "v1.csv", "Record ID,Deal Name,Amount\n1,Acme,1000\n2,Globex,2000\n")
+    b1 = batches.preview(db, settings, workspace["id"], v1)
+    batches.apply(db, settings, workspace["id"], b1["batch_id"])
+    with db.connection() as conn:
+        conn.execute("DELETE FROM deals WHERE workspace_id = %s AND source_id = '2'", (workspace["id"],))
+    with pytest.raises(InputError) as err:
+        batches.rollback(db, workspace["id"], b1["batch_id"])
+    assert "deals row 2 was deleted" in err.value.message
+    # the same file again: row 2 is inserted anew (same key, same digest) by a later batch, which is named
+    b2 = batches.preview(db, settings, workspace["id"], v1)
+    assert batches.apply(db, settings, workspace["id"], b2["batch_id"])["inserted"] == 1
+    with pytest.raises(InputError) as err:
+        batches.rollback(db, workspace["id"], b1["batch_id"])
+    assert "deals row 2 was changed by batch " + b2["batch_id"] in err.value.message
+    assert set(rows(db, workspace)) == {"1", "2"}  # nothing happened
+    batches.rollback(db, workspace["id"], b2["batch_id"])
+    assert batches.rollback(db, workspace["id"], b1["batch_id"], force=True)["deleted"] == 1
+    assert rows(db, workspace) == {}
+
+
+def test_record_ids_with_quotes_commas_braces_and_backslashes_roll_back(db, settings, workspace, tmp_path):
+    ids = ['A,1', 'B"2', 'C\\3', '{D}', ' E ', 'NULL']
+    body = "".join(f'"{i.replace(chr(34), chr(34) * 2)}",Deal {n},100\n' for n, i in enumerate(ids))
+    b = batches.preview(db, settings, workspace["id"], write(tmp_path, "odd.csv", "Record ID,Deal Name,Amount\n" + body))
+    assert batches.apply(db, settings, workspace["id"], b["batch_id"])["inserted"] == len(ids)
+    assert set(rows(db, workspace)) == {i.strip() for i in ids}
+    assert batches.rollback(db, workspace["id"], b["batch_id"])["deleted"] == len(ids)
+    assert rows(db, workspace) == {}
+
+
 def test_forced_rollback_restores_anyway(db, settings, workspace, tmp_path):
     v1 = write(tmp_path, "v1.csv", "Record ID,Deal Name,Amount\n1,Acme,1000\n")
     v2 = write(tmp_path, "v2.csv", "Record ID,Deal Name,Amount\n1,Acme,1500\n")

@@ -18,6 +18,7 @@ import shutil
 import time
 import uuid
 from dataclasses import astuple
+from contextlib import nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,7 @@ from psycopg.types.json import Jsonb
 
 from connectors.file_import.mapping import ENTITIES, apply_overrides, map_columns
 from connectors.file_import.read import open_table
-from connectors.file_import.parsers import BulkGcPause, ParsedPages, Prefetch
+from connectors.file_import.parsers import BulkGcPause, ForkedPages, ParsedPages
 from connectors.file_import.transform import SOURCE, RowError, StageGuess, Transformer
 from core.db.upsert import PreparedRows, prepare_rows, table_columns, upsert_rows
 from core.errors import InputError, NotFound
@@ -36,6 +37,7 @@ from core.pipeline import run_post_sync
 from core.pipeline.references import clear_dangling_references
 
 CHUNK = 10_000  # rows a page: one COPY, one change record, one stored page
+FIRST_PART = 2_000  # apply sends the first page in parts of this many rows (see serialised)
 MAX_STORED_ERRORS = 500
 SAMPLE_ROWS = 5
 
@@ -94,27 +96,24 @@ def _classify(settings, headers, sample, entity: str | None):
     return result.entity, dict(result.columns), info, warnings
 
 
-def _scan(reader, transformer: Transformer, writable, filename: str, pages: ParsedPages):
-    """Preview's one pass over the file: counts, first errors, sample rows; every page is kept for apply,
-    serialised as the upsert will send it (a page that cannot be serialised keeps no pages: apply parses again
-    and reports what the upsert says about it, as it would have without them)."""
+def _scan(reader, transformer: Transformer, filename: str, pages: ParsedPages):
+    """Preview's one pass over the file: counts, first errors, sample rows; every page is kept for apply."""
     rows = skipped = 0
     errors: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
-    entity = transformer.entity
-    for good, page_errors, page_skipped in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS):
+    for page in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS):
+        good, page_errors, page_skipped = page
         rows += len(good) + page_skipped
         skipped += page_skipped
         errors += [_error(RowError(*e), filename) for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
         samples += [_jsonable(out) for out in good[:SAMPLE_ROWS - len(samples)]]
-        if pages.keeping:
-            try:
-                prepared = prepare_rows(entity, writable, good)
-            except InputError:
-                pages.discard()
-                continue
-            pages.add((prepared.cols, prepared.lines, prepared.hashes, page_errors, page_skipped))
+        pages.add(page)
     return rows, skipped, errors, samples
+
+
+def astuple_prepared(prepared: PreparedRows) -> tuple:
+    """A serialised page as the plain values a kept page holds: (cols, lines, digests)."""
+    return prepared.cols, prepared.lines, prepared.hashes
 
 
 def _page_signature(transformer: Transformer, writable) -> dict[str, Any]:
@@ -184,9 +183,9 @@ def preview(db, settings, workspace_id, path: str | Path, *, entity: str | None 
             saved = {h: f for h, f in saved.items() if h in info.headers}
             columns = apply_overrides(columns, {**saved, **(overrides or {})}, entity)
             transformer = Transformer.build(entity, info.headers, columns, sample, stage_map=stage_map)
-            pages.start()
+            pages.start(lambda good: astuple_prepared(prepare_rows(entity, writable, good)))
             with BulkGcPause():
-                rows, skipped, errors, samples = _scan(reader, transformer, writable, filename, pages)
+                rows, skipped, errors, samples = _scan(reader, transformer, filename, pages)
         warnings += _stage_warnings(transformer)
         if skipped:
             warnings.append(f"{skipped} of {rows} rows have errors and will be skipped")
@@ -233,8 +232,8 @@ def _load(conn, workspace_id, batch_id, *, lock: bool = False) -> dict[str, Any]
     return row
 
 
-_CHANGES_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid, prior jsonb, written_hash text)"
-                  " ON COMMIT DROP")
+_CHANGES_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid, source text, source_id text,"
+                  " prior jsonb, written_hash text) ON COMMIT DROP")
 
 # Updated rows, merged into import_batch_changes. A row this batch inserted on an earlier page (the file names
 # the same record twice) stays 'inserted' (rollback deletes it) with the digest written last, which supersedes
@@ -242,40 +241,52 @@ _CHANGES_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS _import_changes (row_id uuid,
 _RECORD_UPDATES = """
 INSERT INTO import_batch_changes (workspace_id, batch_id, entity, row_id, action, prior, written_hash)
 SELECT %(workspace_id)s, %(batch_id)s, %(entity)s, s.row_id,
-       CASE WHEN mine.row_id IS NULL THEN 'updated' ELSE 'inserted' END,
-       CASE WHEN mine.row_id IS NULL THEN s.prior END, s.written_hash
+       CASE WHEN mine.source_id IS NULL THEN 'updated' ELSE 'inserted' END,
+       CASE WHEN mine.source_id IS NULL THEN s.prior END, s.written_hash
   FROM _import_changes s
-  LEFT JOIN (SELECT u.row_id
-               FROM import_batch_inserts i CROSS JOIN LATERAL unnest(i.row_ids) AS u (row_id)
+  LEFT JOIN (SELECT i.source, u.source_id
+               FROM import_batch_inserts i CROSS JOIN LATERAL unnest(i.source_ids) AS u (source_id)
               WHERE i.workspace_id = %(workspace_id)s AND i.batch_id = %(batch_id)s AND i.entity = %(entity)s
-            ) mine ON mine.row_id = s.row_id
+            ) mine ON mine.source = s.source AND mine.source_id = s.source_id
 ON CONFLICT (workspace_id, batch_id, entity, row_id) DO UPDATE SET written_hash = EXCLUDED.written_hash
 """
+
+
+def _array_literal(texts: list[str]) -> str:
+    """A text[] literal of `texts`, each element quoted (a list parameter is adapted element by element in
+    Python: ten times slower for the 10,000 source ids of a page)."""
+    return "{" + ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in texts) + "}"
 
 
 def _record_changes(conn, workspace_id, batch_id, entity: str, result, page: int) -> None:
     """Remember what page `page` of the apply wrote (with the digest it wrote), keeping the first action per
     row: a row the batch inserted and a later line of the same file updated is still 'inserted'.
 
-    Everything comes from `result` (ids and digests as written), so the entity table is never read back.
-    Inserted rows go in as one import_batch_inserts row per page (two arrays: one statement, no per-row index
-    entries); updated rows, with their prior image, as import_batch_changes rows."""
+    Everything comes from `result`, so the entity table is never read back. Inserted rows (upsert_rows with
+    inserted_by_key) go in by key, one import_batch_inserts row per page and source (two arrays: one statement,
+    no per-row index entries, no ids to draw); updated rows, by id with their prior image, as
+    import_batch_changes rows."""
     ident = {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity}
-    inserted = [(row_id, digest) for row_id, action, digest in result.written_rows if action == "inserted"]
-    if inserted:
+    by_source: dict[str, tuple[list[str], list[str]]] = {}
+    for source, source_id, digest in result.inserted_rows:
+        ids, digests = by_source.setdefault(source, ([], []))
+        ids.append(source_id)
+        digests.append(digest)
+    for source, (ids, digests) in by_source.items():
         conn.execute(
-            "INSERT INTO import_batch_inserts (workspace_id, batch_id, entity, page, row_ids, written_hashes)"
-            " VALUES (%(workspace_id)s, %(batch_id)s, %(entity)s, %(page)s, %(ids)s::uuid[], %(hashes)s::text[])",
-            {**ident, "page": page, "ids": "{" + ",".join(str(r) for r, _ in inserted) + "}",
-             "hashes": "{" + ",".join(d for _, d in inserted) + "}"})
+            "INSERT INTO import_batch_inserts (workspace_id, batch_id, entity, page, source, source_ids,"
+            " written_hashes) VALUES (%(workspace_id)s, %(batch_id)s, %(entity)s, %(page)s, %(source)s,"
+            " %(ids)s::text[], %(hashes)s::text[])",
+            {**ident, "page": page, "source": source, "ids": _array_literal(ids), "hashes": "{" + ",".join(digests) + "}"})
     if not result.prior:
         return
     digests = {str(row_id): digest for row_id, action, digest in result.written_rows if action == "updated"}
     conn.execute(_CHANGES_STAGE)
     conn.execute("TRUNCATE _import_changes")
-    with conn.cursor().copy("COPY _import_changes (row_id, prior, written_hash) FROM STDIN") as copy:
+    with conn.cursor().copy("COPY _import_changes (row_id, source, source_id, prior, written_hash) FROM STDIN") as copy:
         for prior in result.prior:
-            copy.write_row((prior["id"], Jsonb(prior), digests[str(prior["id"])]))
+            copy.write_row((prior["id"], prior["source"], prior["source_id"], Jsonb(prior),
+                            digests[str(prior["id"])]))
     conn.execute(_RECORD_UPDATES, ident)
 
 
@@ -324,24 +335,41 @@ def _apply(db, settings, workspace_id, batch_id, run_pipeline: bool, started: fl
             # What preview parsed, unless anything the rows depend on changed since (e.g. `pandora stages set`).
             writable = table_columns(conn, entity)
             cached = kept.load(ParsedPages.key(_page_signature(transformer, writable), _sha256(stored), CHUNK))
-            if cached:  # serialised by preview: straight to the server
-                serialised = ((PreparedRows(entity, writable, cols, lines, hashes), errs, n)
-                              for cols, lines, hashes, errs, n in cached[0])
-            else:
-                serialised = ((prepare_rows(entity, writable, good, new_ids=True), errs, n)
-                              for good, errs, n in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS))
-            # The next page is read (or parsed and serialised) in a worker thread while the server loads this one.
-            with BulkGcPause(), Prefetch(serialised) as produced:
-                for page, (prepared, page_errors, page_skipped) in enumerate(produced):
+
+            def kept_pages():  # serialised by preview: straight to the server
+                for cols, lines, hashes, errs, n in cached[0]:
+                    yield "page", ((cols, lines, hashes), errs, n)
+                yield "guesses", cached[1]
+
+            def parsed_again():  # run by a forked child: the file parsed and serialised again
+                for number, (good, errs, n) in enumerate(transformer.pages(reader, CHUNK, MAX_STORED_ERRORS)):
+                    # the first page in small parts, so the server starts loading after a part, not a page
+                    step = FIRST_PART if number == 0 else len(good) or 1
+                    for start in range(0, max(len(good), 1), step):
+                        part = astuple_prepared(prepare_rows(entity, writable, good[start:start + step]))
+                        yield "page", (part, errs if start == 0 else [], n if start == 0 else 0)
+                # the child's copy of the transform guessed the stages: hand them back
+                yield "guesses", [astuple(g) for g in transformer.stage_guesses.values()]
+
+            guesses: list[tuple] = []
+            # Without kept pages, a child parses and serialises page n + 1 on the other core while the server
+            # loads page n.
+            with BulkGcPause(), (nullcontext(kept_pages()) if cached else ForkedPages(parsed_again)) as produced:
+                for page, (kind, item) in enumerate(produced):
+                    if kind == "guesses":
+                        guesses = item
+                        continue
+                    (cols, lines, hashes), page_errors, page_skipped = item
+                    prepared = PreparedRows(entity, writable, cols, lines, hashes)
                     skipped += page_skipped
                     errors += [_error(RowError(*e), batch["filename"])
                                for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
-                    result = upsert_rows(conn, entity, workspace_id, prepared, capture_prior=True)
+                    result = upsert_rows(conn, entity, workspace_id, prepared, capture_prior=True,
+                                         inserted_by_key=True)
                     _record_changes(conn, workspace_id, batch["id"], entity, result, page)
                     inserted, updated = inserted + result.inserted, updated + result.updated
                     unchanged += result.unchanged
-        guesses = [StageGuess(*g) for g in cached[1]] if cached else transformer.stage_guesses.values()
-        for guess in guesses:
+        for guess in (StageGuess(*g) for g in guesses):
             conn.execute(
                 "INSERT INTO stage_mappings (workspace_id, source, raw_stage, stage_normalized, origin, confidence)"
                 " VALUES (%(workspace_id)s, %(source)s, %(raw)s, %(stage)s, %(origin)s, %(confidence)s)"
@@ -395,41 +423,59 @@ def _log_run(db, workspace_id, entity: str, counts: dict[str, int], steps: list,
 # ---------------------------------------------------------------------------------------------------- rollback
 
 # Every row the batch wrote, once, with the digest it wrote last: import_batch_changes (updated rows, and
-# inserted rows a later page rewrote) over import_batch_inserts (the rest of the inserted rows).
+# inserted rows a later page rewrote) over import_batch_inserts (the rest of the inserted rows, by key: row_id
+# is NULL for one that is gone).
 _BATCH_ROWS = """
 WITH batch_rows AS (
-    SELECT c.row_id, c.action, c.prior, c.written_hash
+    SELECT c.row_id, c.prior->>'source_id' AS source_id, c.action, c.prior, c.written_hash
       FROM import_batch_changes c
      WHERE c.workspace_id = %(workspace_id)s AND c.batch_id = %(batch_id)s AND c.entity = %(entity)s
     UNION ALL
-    SELECT u.row_id, 'inserted', NULL::jsonb, u.written_hash
+    SELECT t.id, u.source_id, 'inserted', NULL::jsonb, u.written_hash
       FROM import_batch_inserts i
-     CROSS JOIN LATERAL unnest(i.row_ids, i.written_hashes) AS u (row_id, written_hash)
+     CROSS JOIN LATERAL unnest(i.source_ids, i.written_hashes) AS u (source_id, written_hash)
+      LEFT JOIN {table} t ON t.workspace_id = %(workspace_id)s AND t.source = i.source AND t.source_id = u.source_id
      WHERE i.workspace_id = %(workspace_id)s AND i.batch_id = %(batch_id)s AND i.entity = %(entity)s
        AND NOT EXISTS (SELECT 1 FROM import_batch_changes c
                         WHERE c.workspace_id = i.workspace_id AND c.batch_id = i.batch_id AND c.entity = i.entity
-                          AND c.row_id = u.row_id)
+                          AND c.row_id = t.id)
 )
 """
 
-_CONFLICTS = _BATCH_ROWS + """
-SELECT c.row_id, t.source_id, t.row_hash IS NULL AS gone,
-       (SELECT b.id || ' (' || b.filename || ', applied ' || to_char(b.applied_at, 'YYYY-MM-DD HH24:MI') || ')'
-          FROM import_batch_changes l JOIN import_batches b ON b.workspace_id = l.workspace_id AND b.id = l.batch_id
-         WHERE l.workspace_id = %(workspace_id)s AND l.entity = %(entity)s AND l.row_id = c.row_id
-           AND b.status = 'applied' AND b.applied_at > %(applied_at)s
-         ORDER BY b.applied_at DESC LIMIT 1) AS later_batch
+# Rows changed since the batch was applied: gone, rewritten (another digest), or inserted again by a later
+# batch after they were deleted (the same key: imports write one source, csv_import); the later batch is named.
+_CONFLICTS = _BATCH_ROWS + """, later_inserts AS (
+    SELECT u.source_id, b.applied_at,
+           b.id || ' (' || b.filename || ', applied ' || to_char(b.applied_at, 'YYYY-MM-DD HH24:MI') || ')' AS batch
+      FROM import_batch_inserts l
+      JOIN import_batches b ON b.workspace_id = l.workspace_id AND b.id = l.batch_id
+     CROSS JOIN LATERAL unnest(l.source_ids) AS u (source_id)
+     WHERE l.workspace_id = %(workspace_id)s AND l.entity = %(entity)s
+       AND b.status = 'applied' AND b.applied_at > %(applied_at)s
+)
+SELECT c.row_id, COALESCE(t.source_id, c.source_id) AS source_id, t.row_hash IS NULL AS gone,
+       COALESCE(
+           (SELECT b.id || ' (' || b.filename || ', applied ' || to_char(b.applied_at, 'YYYY-MM-DD HH24:MI') || ')'
+              FROM import_batch_changes l
+              JOIN import_batches b ON b.workspace_id = l.workspace_id AND b.id = l.batch_id
+             WHERE l.workspace_id = %(workspace_id)s AND l.entity = %(entity)s AND l.row_id = c.row_id
+               AND b.status = 'applied' AND b.applied_at > %(applied_at)s
+             ORDER BY b.applied_at DESC LIMIT 1),
+           (SELECT li.batch FROM later_inserts li WHERE li.source_id = COALESCE(t.source_id, c.source_id)
+             ORDER BY li.applied_at DESC LIMIT 1)) AS later_batch
   FROM batch_rows c
   LEFT JOIN {table} t ON t.workspace_id = %(workspace_id)s AND t.id = c.row_id
  WHERE t.id IS NULL OR t.row_hash IS DISTINCT FROM c.written_hash
+    OR COALESCE(t.source_id, c.source_id) IN (SELECT source_id FROM later_inserts)
  LIMIT 20
 """
 
 
 def batch_rows(conn, workspace_id, batch_id, entity: str) -> list[dict[str, Any]]:
-    """What an applied batch wrote: one {row_id, action, prior, written_hash} per row, in no set order."""
-    return conn.execute(_BATCH_ROWS + "SELECT * FROM batch_rows",
-                        {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity}).fetchall()
+    """What an applied batch wrote: one {row_id, source_id, action, prior, written_hash} per row, in no set
+    order (row_id NULL: an inserted row that is gone)."""
+    stmt = sql.SQL(_BATCH_ROWS + "SELECT * FROM batch_rows").format(table=sql.Identifier(entity))
+    return conn.execute(stmt, {"workspace_id": workspace_id, "batch_id": batch_id, "entity": entity}).fetchall()
 
 
 def rollback(db, workspace_id, batch_id, *, force: bool = False, run_pipeline: bool = True) -> dict[str, Any]:

@@ -11,22 +11,23 @@ Excel value) that returns exactly what the matching `values.py` parser returns a
   lives as long as the parser: one file's transform, never across files or imports.
 It must never accept or reject a value differently from `values.py` (tests/test_import_fastpaths.py compares).
 
-`ParsedPages` keeps preview's parsed pages beside the batch's stored file, already serialised for the upsert
-(`prepare_rows`: COPY lines and digests), keyed by everything the rows depend on (the transform's signature,
-the table's columns, the file's sha256, the format, this code), so apply neither parses nor serialises the file
-again and spends its time in the server's COPY; it must never hand apply lines a fresh parse would not produce:
-on any doubt apply parses again. `Prefetch` produces the
-next pages in a worker thread while the caller writes; `BulkGcPause` keeps the cyclic collector out of the loop.
+`ParsedPages` keeps preview's parsed pages beside the batch's stored file, keyed by everything the rows depend on
+(the transform's signature, the file's sha256, the format), so apply does not parse the file again; it must
+never hand apply rows a fresh parse would not produce: on any doubt apply parses again. `ForkedPages` reads and
+serialises the next pages in a forked child process while the caller writes; `BulkGcPause` keeps the cyclic collector out of the loop.
 """
 from __future__ import annotations
 
 import functools
 import gc
 import hashlib
+import importlib
 import json
 import marshal
-import queue
+import os
+import pickle
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -50,9 +51,6 @@ _WHOLE_PERCENT = re.compile(r"([0-9]{1,3})%")
 
 Parser = Callable[[Any], Any]
 Page = tuple[list[dict[str, Any]], list[tuple[int, str | None, str]], int]  # good rows, first errors, rows skipped
-# A page as kept for apply: the good rows as `core.db.upsert.prepare_rows` serialised them (its cols, lines and
-# digests), then the page's first errors and rows skipped.
-KeptPage = tuple[list[str], dict[tuple[str, str], str], dict[tuple[str, str], str], list[tuple[int, str | None, str]], int]
 
 
 def _fast_amount(text: str) -> tuple[Decimal, str | None] | None:
@@ -168,19 +166,47 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+def _write_page(path: Path, page: Page, serialise: Callable[[list[dict[str, Any]]], tuple]) -> int:
+    """Write one page, serialised (`serialise(good rows)` → (cols, lines, digests)), to its part file: 0 when
+    written, 1 when the rows cannot be serialised (apply will say why) or the disk is full."""
+    good, errors, skipped = page
+    try:
+        blob = marshal.dumps((*serialise(good), errors, skipped))
+        with path.open("wb") as f:
+            f.write(len(blob).to_bytes(8, "little"))
+            f.write(blob)
+    except Exception:
+        return 1
+    return 0
+
+
+MAX_WRITERS = 2
+
+
 class ParsedPages:
     """The pages of one batch's parsed rows, in `directory` (the batch's own folder, beside the stored file):
-    `.parsed-pages` holds length-prefixed marshal pages; `.parsed-pages.key`, written last, holds the key, the
-    stage guesses and the pages' size (so a truncated file is never trusted). marshal rather than pickle: the
-    pages are plain values, they load faster, and loading them runs no code."""
+    `.parsed-pages` holds length-prefixed marshal pages, each (cols, COPY lines, digests, errors, rows skipped):
+    the good rows already serialised for `upsert_rows` (`core.db.upsert.prepare_rows`); `.parsed-pages.key`,
+    written last, holds the key, the stage guesses and the pages' size (so a truncated file is never trusted).
+    marshal rather than pickle: the pages are plain values, they load faster, and loading them runs no code.
+
+    Each page is serialised and written by a forked child (`os._exit` when done), so that work runs on the other
+    core while preview parses the next page, and apply has nothing left to do but send the lines; the child has
+    its own copy of the page (copy-on-write) and writes its own part file, which `seal` joins in page order; a
+    child that fails (rows that cannot be serialised, a full disk) means no pages are kept: apply parses the
+    file again."""
 
     FILES = (".parsed-pages", ".parsed-pages.key")
 
     def __init__(self, directory: Path, stored_name: str):
         self.directory = directory
         self._data, self._key = (directory / name for name in self.FILES)
-        self._out = None
-        self._off = stored_name in self.FILES  # the uploaded file itself has one of our names: keep no pages
+        self._keeping = False
+        self._children: list[tuple[int, Path]] = []  # (pid, part file) in page order, not yet reaped
+        self._parts: list[Path] = []                   # part files written, in page order
+        self._serialise: Callable[[list[dict[str, Any]]], tuple] = lambda rows: ()
+        # the uploaded file itself is named like our files: keep no pages
+        self._off = stored_name.startswith(self.FILES[0])
 
     @staticmethod
     def key(signature: dict[str, Any], file_sha256: str, chunk: int) -> str:
@@ -190,56 +216,91 @@ class ParsedPages:
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
     # --- preview: write -----------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start writing pages."""
+    def start(self, serialise: Callable[[list[dict[str, Any]]], tuple]) -> None:
+        """Start writing pages, each page's good rows as `serialise` turns them into (cols, lines, digests)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if not self._off:
-            try:
-                self._out = self._data.open("wb")
-            except OSError:  # no room for the pages: apply will parse the file again
-                self._out = None
+        self._serialise = serialise
+        self._keeping = not self._off
 
     @property
     def keeping(self) -> bool:
-        """Pages are being kept (none after `discard`, a full disk, or with pages switched off)."""
-        return self._out is not None
+        return self._keeping
 
-    def add(self, page: KeptPage) -> None:
-        """Keep one serialised page."""
-        if self._out is None:
+    def add(self, page: Page) -> None:
+        """Keep one page, serialised and written to its own part file by a child process (two at most at once:
+        they take turns on the core preview's parsing leaves free)."""
+        if not self._keeping:
             return
+        while len(self._children) >= MAX_WRITERS:
+            if not self._reap_oldest():
+                return
+        part = self.directory / f"{self.FILES[0]}.{len(self._parts)}"
+        self._parts.append(part)
         try:
-            blob = marshal.dumps(page)
-            self._out.write(len(blob).to_bytes(8, "little"))
-            self._out.write(blob)
-        except (ValueError, OSError):  # a value marshal cannot hold, a full disk: keep no pages, apply parses
+            pid = os.fork()
+        except OSError:  # no process to spare: write it here
+            if _write_page(part, page, self._serialise) != 0:
+                self.discard()
+            return
+        if pid == 0:
+            code = 1
+            try:
+                code = _write_page(part, page, self._serialise)
+            finally:
+                os._exit(code)
+        self._children.append((pid, part))
+
+    def _reap_oldest(self) -> bool:
+        """Wait for the oldest child; False (and no pages kept) if it failed."""
+        pid, _ = self._children.pop(0)
+        _, status = os.waitpid(pid, 0)
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             self.discard()
+            return False
+        return True
 
     def seal(self, key: str, guesses: list[tuple]) -> None:
-        """Mark the pages complete under `key`, with the transform's stage guesses (as plain tuples)."""
-        if self._out is None:
+        """Join the parts in page order and mark the pages complete under `key`, with the transform's stage
+        guesses (as plain tuples)."""
+        while self._children:
+            if not self._reap_oldest():
+                return
+        if not self._keeping:
             return
         try:
-            self._out.close()
-            self._out = None
+            with self._data.open("wb") as out:
+                for part in self._parts:
+                    with part.open("rb") as f:
+                        size, sent = os.fstat(f.fileno()).st_size, 0
+                        while sent < size:  # in the kernel: the pages never pass through this process
+                            sent += os.sendfile(out.fileno(), f.fileno(), sent, size - sent)
+                    part.unlink()
+            self._parts = []
             self._key.write_bytes(marshal.dumps((_PAGES_FORMAT, key, guesses, self._data.stat().st_size)))
+            self._keeping = False
         except (ValueError, OSError):
             self.discard()
 
     def discard(self) -> None:
         """Keep no pages (preview failed, or apply is done with them)."""
-        out, self._out = self._out, None
+        self._keeping = False
+        for pid, _ in self._children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+        self._children = []
         if self._off:
             return
-        try:
-            if out is not None:
-                out.close()
-        finally:
-            self._key.unlink(missing_ok=True)
-            self._data.unlink(missing_ok=True)
+        for part in self._parts:
+            part.unlink(missing_ok=True)
+        self._parts = []
+        self._key.unlink(missing_ok=True)
+        self._data.unlink(missing_ok=True)
 
     # --- apply: read --------------------------------------------------------------------------------------------
-    def load(self, key: str) -> tuple[Iterator[KeptPage], list[tuple]] | None:
+    def load(self, key: str) -> tuple[Iterator[tuple], list[tuple]] | None:
         """(pages, stage guesses as sealed) if complete pages with this key are here, else None."""
         if self._off:
             return None
@@ -251,7 +312,7 @@ class ParsedPages:
             return None
         return self._pages(), guesses
 
-    def _pages(self) -> Iterator[KeptPage]:
+    def _pages(self) -> Iterator[tuple]:
         with self._data.open("rb") as f:
             while header := f.read(8):
                 yield marshal.loads(f.read(int.from_bytes(header, "little")))
@@ -259,49 +320,103 @@ class ParsedPages:
 
 # --- producing pages ahead of the writer ----------------------------------------------------------------------
 
-class Prefetch:
-    """Pages produced in a worker thread, at most `depth` ahead, while the caller writes the previous ones: the
-    server loads page n while this process reads and serialises page n + 1. The worker never touches a database
-    connection. A worker error is raised in the caller's thread; leaving the block early stops the worker."""
+class ForkedPages:
+    """Pages produced by a forked child process while this one writes the previous ones: the server loads page
+    n while the child reads and serialises page n + 1 on the other core. (A worker thread could not do this:
+    serialising is pure Python and holds the GIL, so the writer waited on it instead of feeding the server.)
 
-    def __init__(self, pages: Iterator[Any], depth: int = 2):
-        self._pages, self._queue, self._stop = pages, queue.Queue(maxsize=depth), threading.Event()
-        self._thread = threading.Thread(target=self._work, name="import-pages", daemon=True)
+    `produce()` runs in the child only, from the memory the fork copied (the batch's transform, its kept pages
+    or its stored file); it must yield marshal-able values and never touch a database connection. They come
+    back through a pipe, whose small buffer keeps the child about one page ahead. The child ends with
+    `os._exit`, so nothing of this process (connections, pools, atexit hooks) is closed or flushed twice. An
+    error in the child is raised here: a PandoraError as itself, anything else as its pickle (or a
+    RuntimeError naming it). Leaving the block early kills the child; it is always reaped."""
 
-    def _put(self, item: tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        try:
-            for page in self._pages:
-                if not self._put(("page", page)):
-                    return
-            self._put(("done", None))
-        except BaseException as exc:  # handed to the caller's thread, which raises it
-            self._put(("error", exc))
+    def __init__(self, produce: Callable[[], Iterator[Any]]):
+        self._produce = produce
+        self._pid = 0
+        self._in: Any = None
 
     def __enter__(self) -> Iterator[Any]:
-        self._thread.start()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: produce, report, and leave without running any of the parent's cleanup
+            code = 1
+            try:
+                os.close(r)
+                with os.fdopen(w, "wb", buffering=1 << 16) as out:
+                    code = _child_produce(self._produce, out)
+            finally:
+                os._exit(code)
+        os.close(w)
+        self._pid, self._in = pid, os.fdopen(r, "rb", buffering=1 << 16)
         return self._drain()
 
     def _drain(self) -> Iterator[Any]:
         while True:
-            kind, item = self._queue.get()
+            header = self._in.read(8)
+            if len(header) < 8:
+                raise RuntimeError("the import's page worker ended without a word (killed or out of memory?)")
+            kind, item = marshal.loads(self._in.read(int.from_bytes(header, "little")))
             if kind == "error":
-                raise item
+                raise _rebuilt(item)
             if kind == "done":
                 return
             yield item
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._in.close()  # a child still writing gets EPIPE and leaves
+        try:
+            os.kill(self._pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self._pid, 0)
+
+
+def _child_produce(produce: Callable[[], Iterator[Any]], out: Any) -> int:
+    def send(message: tuple[str, Any]) -> None:
+        blob = marshal.dumps(message)
+        out.write(len(blob).to_bytes(8, "little"))
+        out.write(blob)
+
+    try:
+        for item in produce():
+            send(("page", item))
+        send(("done", None))
+        return 0
+    except BrokenPipeError:  # the parent stopped reading
+        return 1
+    except BaseException as exc:
+        send(("error", _described(exc)))
+        return 1
+
+
+def _described(exc: BaseException) -> tuple:
+    from core.errors import PandoraError
+
+    if isinstance(exc, PandoraError):
+        return ("pandora", type(exc).__module__, type(exc).__qualname__, exc.message, exc.details)
+    try:
+        return ("pickle", pickle.dumps(exc))
+    except Exception:
+        return ("text", f"{type(exc).__name__}: {exc}")
+
+
+def _rebuilt(described: tuple) -> BaseException:
+    kind = described[0]
+    if kind == "pandora":
+        _, module, name, message, details = described
+        cls = getattr(importlib.import_module(module), name)
+        try:
+            return cls(message, **details)
+        except TypeError:
+            return cls(message)
+    if kind == "pickle":
+        try:
+            return pickle.loads(described[1])
+        except Exception:
+            pass
+    return RuntimeError(described[-1] if kind == "text" else "the import's page worker failed")
 
 
 class BulkGcPause:

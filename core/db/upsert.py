@@ -57,8 +57,11 @@ class UpsertResult:
     unchanged: int = 0
     inserted_ids: list[uuid.UUID] = field(default_factory=list)
     prior: list[dict[str, Any]] = field(default_factory=list)
-    # With capture_prior: (id, "inserted" | "updated", row_hash) of every row written, in no particular order.
+    # With capture_prior: (id, "inserted" | "updated", row_hash) of every row written, in no particular order;
+    # with inserted_by_key too, only the updated ones here, and the inserted ones in `inserted_rows`.
     written_rows: list[tuple[uuid.UUID, str, str]] = field(default_factory=list)
+    # With capture_prior and inserted_by_key: (source, source_id, row_hash) of every row inserted.
+    inserted_rows: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def written(self) -> int:
@@ -71,6 +74,7 @@ class UpsertResult:
         self.inserted_ids.extend(other.inserted_ids)
         self.prior.extend(other.prior)
         self.written_rows.extend(other.written_rows)
+        self.inserted_rows.extend(other.inserted_rows)
         return self
 
     def counts(self) -> dict[str, int]:
@@ -296,13 +300,17 @@ def upsert_rows(
     *,
     capture_prior: bool = False,
     force: bool = False,
+    inserted_by_key: bool = False,
 ) -> UpsertResult:
     """Write one page of entity rows (or a page `prepare_rows` serialised) for one workspace; see the module
-    docstring. `force` skips the digest shortcut (every row goes through the compare-and-update statement)."""
+    docstring. `force` skips the digest shortcut (every row goes through the compare-and-update statement).
+    `inserted_by_key` (with capture_prior): report inserted rows by key and digest (`inserted_rows`), so no ids
+    are drawn here or looked up: the table's default makes them (the file import records its inserts so)."""
     columns = table_columns(conn, table)
     workspace_id = str(workspace_id)
     drawn = None
-    client_ids = capture_prior and columns.get("id", _NO_ID).default == "gen_random_uuid()"
+    by_key = capture_prior and inserted_by_key
+    client_ids = capture_prior and not by_key and columns.get("id", _NO_ID).default == "gen_random_uuid()"
     result = UpsertResult(table)
     if isinstance(rows, PreparedRows):
         if rows.table != table or rows.columns != columns:
@@ -318,7 +326,8 @@ def upsert_rows(
         if not force and _first_load.get(mode, True):
             streamed = _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids, result)
             if streamed:
-                return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result)
+                return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result,
+                                     hashes if by_key else None)
             _first_load[mode] = False
         else:
             for key, line, digest in _serialise(table, cols, data, rows):
@@ -329,7 +338,8 @@ def upsert_rows(
     mode = _mode(conn, table, workspace_id, {k[0] for k in values})
     if not force and _first_load.get(mode, True):
         if _insert_new(conn, table, workspace_id, write_cols, list(values), values, hashes, client_ids, result, drawn):
-            return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result)
+            return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result,
+                                 hashes if by_key else None)
         _first_load[mode] = False
     existing = _existing(conn, table, workspace_id, list(values))
     _first_load[mode] = not existing
@@ -339,10 +349,10 @@ def upsert_rows(
         return result
     if not any(k in existing for k in todo) and _insert_new(conn, table, workspace_id, write_cols, todo, values,
                                                             hashes, client_ids, result):
-        return _all_inserted(conn, table, workspace_id, todo, capture_prior, result)
+        return _all_inserted(conn, table, workspace_id, todo, capture_prior, result, hashes if by_key else None)
     payload = [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in todo]
     try:
-        _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, len(todo))
+        _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, len(todo), by_key)
     except psycopg.errors.DataError as exc:
         raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
     return result
@@ -412,9 +422,12 @@ def _copy_new(conn, table: str, write_cols: list[str], payload: list[str]) -> bo
         raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
 
 
-def _all_inserted(conn, table, workspace_id, keys, capture_prior: bool, result: UpsertResult) -> UpsertResult:
+def _all_inserted(conn, table, workspace_id, keys, capture_prior: bool, result: UpsertResult,
+                  by_key: dict[tuple[str, str], str] | None = None) -> UpsertResult:
     result.inserted += len(keys)
-    if capture_prior and not result.written_rows:  # ids made by the table's default: look them up
+    if by_key is not None:  # reported by key, with the digests written
+        result.inserted_rows = [(k[0], k[1], by_key[k]) for k in keys]
+    elif capture_prior and not result.written_rows:  # ids made by the table's default: look them up
         found = _existing(conn, table, workspace_id, keys).values()
         result.inserted_ids = [v[0] for v in found]
         result.written_rows = [(v[0], "inserted", v[1]) for v in found]
@@ -429,7 +442,8 @@ def _field_of(exc: psycopg.Error) -> str | None:
     return None
 
 
-def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, staged) -> None:
+def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, staged,
+           by_key: bool = False) -> None:
     stage = f"_stage_{table}_{hashlib.md5(','.join(cols).encode()).hexdigest()[:10]}"
     ident = sql.Identifier(table)
     st = sql.Identifier(stage)
@@ -455,20 +469,24 @@ def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, 
         action = sql.SQL("DO NOTHING")
     upsert = sql.SQL(
         "INSERT INTO {} AS t ({}) SELECT {} FROM {} ON CONFLICT (workspace_id, source, source_id) {}"
-        " RETURNING t.id, (t.xmax = 0) AS inserted, t.row_hash"
+        " RETURNING t.id, (t.xmax = 0) AS inserted, t.row_hash, t.source, t.source_id"
     ).format(ident, col_list, col_list, st, action)
     cur = conn.cursor(row_factory=tuple_row)
     if capture_prior:
         stmt = sql.SQL(
             "WITH prior AS (SELECT t.* FROM {} t JOIN {} s ON t.workspace_id = %(workspace_id)s"
             " AND t.source = s.source AND t.source_id = s.source_id), up AS ({})"
-            " SELECT up.id, up.inserted, CASE WHEN up.inserted THEN NULL ELSE to_jsonb(prior) END, up.row_hash"
+            " SELECT up.id, up.inserted, CASE WHEN up.inserted THEN NULL ELSE to_jsonb(prior) END, up.row_hash,"
+            " up.source, up.source_id"
             " FROM up LEFT JOIN prior ON prior.id = up.id"
         ).format(ident, st, upsert)
         rows = cur.execute(stmt, {"workspace_id": workspace_id}).fetchall()
         result.inserted_ids = [r[0] for r in rows if r[1]]
         result.prior = [r[2] for r in rows if not r[1]]
-        result.written_rows = [(r[0], "inserted" if r[1] else "updated", r[3]) for r in rows]
+        result.written_rows = [(r[0], "inserted" if r[1] else "updated", r[3]) for r in rows
+                               if not (by_key and r[1])]
+        if by_key:
+            result.inserted_rows = [(r[4], r[5], r[3]) for r in rows if r[1]]
     else:
         rows = cur.execute(upsert).fetchall()
     result.inserted = sum(1 for r in rows if r[1])
