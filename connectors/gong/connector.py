@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Callable
 
 import httpx
@@ -37,6 +37,7 @@ from core.errors import AuthError, ConnectorError
 from core.sync.http import HttpClient, RateLimiter, RetryPolicy
 from core.sync.paginators import AfterCursor, iterate_pages
 from core.sync.protocol import CredentialField, Stream, StreamContext
+from core.sync.times import iso_time
 from core.transcripts.text import Line, render, speaker_label
 
 log = logging.getLogger("pandora.gong")
@@ -55,18 +56,8 @@ AFFILIATIONS = {"internal": "internal", "external": "external", "unknown": "unkn
 
 def utc_iso(value: Any) -> str | None:
     """Gong's `2026-05-01T09:00:00-07:00` as `2026-05-01T16:00:00Z` (None when absent or unreadable)."""
-    parsed = _parse_time(value)
+    parsed = iso_time(value)
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 class GongClient(HttpClient):
@@ -159,7 +150,7 @@ def normalize_call(record: dict[str, Any], ctx: StreamContext) -> dict[str, Any]
         "source": "gong",
         "source_id": str(call_id),
         "title": meta.get("title"),
-        "started_at": _parse_time(meta.get("started")) or _parse_time(meta.get("scheduled")),
+        "started_at": iso_time(meta.get("started")) or iso_time(meta.get("scheduled")),
         "duration_seconds": int(duration) if isinstance(duration, (int, float)) else None,
         "organizer_email": rep_email.lower() if isinstance(rep_email, str) else None,
         "owner": rep.get("name") or rep_party.get("name") or rep_email,

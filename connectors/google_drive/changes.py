@@ -26,7 +26,8 @@ from core.connections import update_metadata
 from core.db.upsert import upsert_rows
 from core.errors import ConnectorError
 from core.sync.protocol import StreamContext
-from connectors.google_drive.normalize import COLUMNS, RELIST_KEY, SOURCE, is_document, live_in_scope, parse_time
+from core.sync.times import iso_time
+from connectors.google_drive.normalize import COLUMNS, RELIST_KEY, SOURCE, is_document, live_in_scope
 
 _STORED = sql.SQL(
     "SELECT source, source_id, {cols} FROM documents WHERE workspace_id = %(workspace_id)s AND source = %(source)s"
@@ -58,7 +59,7 @@ def changes_cursor(payload: Any, ctx: StreamContext) -> dict[str, Any]:
 
 
 def _when(value: Any) -> datetime:
-    return parse_time(value) or datetime.now(timezone.utc)
+    return iso_time(value) or datetime.now(timezone.utc)
 
 
 def soft_delete(conn, workspace_id: str, gone: dict[str, Any]) -> dict[str, int]:

@@ -13,12 +13,13 @@ exception: every file in it came through the feed.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Iterator
 
 from core.errors import ConnectorError
 from core.sync.http import HttpClient
 from core.sync.paginators import AfterCursor, iterate_pages
+from core.sync.times import iso_time
 from connectors.google_drive import api
 from connectors.google_drive.client import quote
 
@@ -107,19 +108,9 @@ def walk_tree(client: HttpClient, folders: list[str], drives: list[str]) -> tupl
     return tree, missing
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def brand_new(folder: dict[str, Any], since: str | None) -> bool:
     """Created after the walk at `since` (plus the margin): it can hold nothing the feed did not report."""
-    created, walked = _time(folder.get("created") or folder.get("createdTime")), _time(since)
+    created, walked = iso_time(folder.get("created") or folder.get("createdTime")), iso_time(since)
     return created is not None and walked is not None and created > walked + CLOCK_MARGIN
 
 

@@ -9,11 +9,11 @@ have no `size`: size_bytes stays NULL. `source_data` is the file as Drive sent i
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any
 
 from core.sync.http import HttpClient
 from core.sync.protocol import StreamContext
+from core.sync.times import iso_time
 from connectors.google_drive import api
 from connectors.google_drive.folders import Scope
 
@@ -46,16 +46,6 @@ def doc_type(title: str | None, mime_type: str | None) -> str:
     return "deck" if mime_type in _PRESENTATION else "other"
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def is_document(file: dict[str, Any]) -> bool:
     return file.get("mimeType") not in (api.FOLDER, api.SHORTCUT)
 
@@ -83,8 +73,8 @@ def normalize_file(file: dict[str, Any], ctx: StreamContext) -> dict[str, Any] |
         "owner_email": email.strip().lower() if isinstance(email, str) and email.strip() else None,
         "source_data": {k: v for k, v in file.items() if not k.startswith("_")},
         "custom_fields": {},
-        "source_created_at": parse_time(file.get("createdTime")),
-        "source_updated_at": parse_time(file.get("modifiedTime")),
+        "source_created_at": iso_time(file.get("createdTime")),
+        "source_updated_at": iso_time(file.get("modifiedTime")),
         "deleted_at": None,  # a file restored from the trash or moved back in comes back
     }
 
