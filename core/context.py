@@ -34,6 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "critical_stale_days": 30,
             "min_contacts_per_deal": 2,  # fewer engaged contacts = single-threaded
             "cwd_lookback_days": 90,     # conversations-without-deals window
+            "transcript_max_age_days": 7,  # a cached call transcript older than this is fetched again
         },
     },
     "definitions": {
@@ -99,6 +100,7 @@ VALIDATORS = {
     "goals_and_targets.thresholds.critical_stale_days": lambda p, v: _number(p, v, low=1, integer=True),
     "goals_and_targets.thresholds.min_contacts_per_deal": lambda p, v: _number(p, v, low=1, integer=True),
     "goals_and_targets.thresholds.cwd_lookback_days": lambda p, v: _number(p, v, low=1, integer=True),
+    "goals_and_targets.thresholds.transcript_max_age_days": lambda p, v: _number(p, v, low=0),
     "definitions.internal_domains": _domains,
 }
 

@@ -383,3 +383,15 @@ def test_cli_prints_the_transcript_as_json_and_refresh_fetches_again(db, acme, g
     code, err = cli("transcript", str(uuid.uuid4()), "--workspace", str(acme["id"]), "--json")
     assert code == 1 and err["error"]["code"] == "not_found"
 
+
+
+def test_the_transcript_cache_lifetime_is_a_validated_context_setting(db, workspace):
+    from core.context import get_context, update_section
+    from core.errors import InputError
+
+    with db.connection() as conn:
+        assert get_context(conn, workspace["id"])["goals_and_targets"]["thresholds"]["transcript_max_age_days"] == 7
+        for bad in (-1, "a week", True):
+            with pytest.raises(InputError, match="transcript_max_age_days"):
+                update_section(conn, workspace["id"], "goals_and_targets", {"thresholds": {"transcript_max_age_days": bad}})
+        update_section(conn, workspace["id"], "goals_and_targets", {"thresholds": {"transcript_max_age_days": 0.5}})
