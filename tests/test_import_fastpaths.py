@@ -10,7 +10,6 @@ import gc
 import json
 import os
 import random
-import threading
 from decimal import Decimal
 from pathlib import Path
 

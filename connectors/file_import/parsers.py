@@ -222,10 +222,6 @@ class ParsedPages:
         self._serialise = serialise
         self._keeping = not self._off
 
-    @property
-    def keeping(self) -> bool:
-        return self._keeping
-
     def add(self, page: Page) -> None:
         """Keep one page, serialised and written to its own part file by a child process (two at most at once:
         they take turns on the core preview's parsing leaves free)."""
@@ -237,17 +233,11 @@ class ParsedPages:
         part = self.directory / f"{self.FILES[0]}.{len(self._parts)}"
         self._parts.append(part)
         try:
-            pid = os.fork()
+            pid = _fork(lambda: _write_page(part, page, self._serialise))
         except OSError:  # no process to spare: write it here
             if _write_page(part, page, self._serialise) != 0:
                 self.discard()
             return
-        if pid == 0:
-            code = 1
-            try:
-                code = _write_page(part, page, self._serialise)
-            finally:
-                os._exit(code)
         self._children.append((pid, part))
 
     def _reap_oldest(self) -> bool:
@@ -285,11 +275,7 @@ class ParsedPages:
         """Keep no pages (preview failed, or apply is done with them)."""
         self._keeping = False
         for pid, _ in self._children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
+            _stop(pid)
         self._children = []
         if self._off:
             return
@@ -320,6 +306,28 @@ class ParsedPages:
 
 # --- producing pages ahead of the writer ----------------------------------------------------------------------
 
+def _fork(work: Callable[[], int]) -> int:
+    """Run `work` in a forked child, which leaves with work's return code (1 if it raised) through `os._exit`,
+    so nothing of this process (connections, pools, atexit hooks) is closed or flushed twice; the child's pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = work()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _stop(pid: int) -> None:
+    """Kill a child if it is still running, and reap it."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
 class ForkedPages:
     """Pages produced by a forked child process while this one writes the previous ones: the server loads page
     n while the child reads and serialises page n + 1 on the other core. (A worker thread could not do this:
@@ -339,15 +347,13 @@ class ForkedPages:
 
     def __enter__(self) -> Iterator[Any]:
         r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: produce, report, and leave without running any of the parent's cleanup
-            code = 1
-            try:
-                os.close(r)
-                with os.fdopen(w, "wb", buffering=1 << 16) as out:
-                    code = _child_produce(self._produce, out)
-            finally:
-                os._exit(code)
+
+        def child() -> int:  # produce and report
+            os.close(r)
+            with os.fdopen(w, "wb", buffering=1 << 16) as out:
+                return _child_produce(self._produce, out)
+
+        pid = _fork(child)
         os.close(w)
         self._pid, self._in = pid, os.fdopen(r, "rb", buffering=1 << 16)
         return self._drain()
@@ -366,11 +372,7 @@ class ForkedPages:
 
     def __exit__(self, *exc: object) -> None:
         self._in.close()  # a child still writing gets EPIPE and leaves
-        try:
-            os.kill(self._pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self._pid, 0)
+        _stop(self._pid)
 
 
 def _child_produce(produce: Callable[[], Iterator[Any]], out: Any) -> int:

@@ -28,7 +28,7 @@ from connectors.file_import import values as V
 from connectors.file_import.mapping import FIELDS, stable_source_id
 from connectors.file_import.parsers import Page, column_parser
 from core.errors import InputError
-from core.stages import CLOSED_STAGES, closed_flags, forecast_category_for, normalize_stage, to_percent, validate_stage
+from core.stages import CLOSED_STAGES, closed_flags, forecast_category_for, normalize_stage, to_percent
 
 SOURCE = "csv_import"
 _LIST_SPLIT = re.compile(r"\s*[;|\n]\s*")
@@ -214,12 +214,6 @@ class Transformer:
                 else:
                     good.append(out)
             yield good, errors, skipped
-
-    def typed_fields(self) -> tuple[str, ...]:
-        """The fields whose values may be numbers or dates (Decimal, date, datetime) rather than text."""
-        specs = FIELDS[self.entity]
-        kinds = ("amount", "percent", "date", "datetime")
-        return tuple({"probability", *(f for f in self.mapping.values() if f in specs and specs[f].type in kinds)})
 
     def signature(self) -> dict[str, Any]:
         """Everything `row()` depends on besides the cells, as JSON: the key of the pages preview keeps."""
