@@ -5,8 +5,6 @@ continues rep 2 at its saved page and stores every call exactly once."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 from io import BytesIO
 
@@ -15,13 +13,11 @@ import pytest
 from connectors.fireflies.connector import FirefliesConnector, iso_ms
 from connectors.gong.connector import GongConnector, utc_iso
 from core.connections import save_connection
-from core.db.database import Database
 from core.sync import registry
-from core.sync.orchestrator import SyncEngine
 from tests.fakes.fireflies_api import FakeFireflies, transcript
 from tests.fakes.gong_api import FakeGong, make_call, make_user
 from tests.fakes.server import send_json
-from tests.support import rows
+from tests.support import kill_sync_when, rows
 
 GONG_KEY, GONG_SECRET, FF_KEY = "gong-key", "gong-secret", "ff-key"
 REPS = [make_user(str(500 + i), f"Rep{i}", "Resume", f"rep{i}@example.com") for i in range(3)]
@@ -109,17 +105,9 @@ def kill_mid_walk(db_url, vault, workspace_id, connector: str, fake, matches) ->
     """Run the sync in a forked child (its own pool, as a CLI process would) and SIGKILL it while the fake
     holds the matching request: every page before it is committed, that one never is."""
     blocked, release = hang_on(fake, matches)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            SyncEngine(Database(db_url), vault, sleep=lambda s: None).run(workspace_id, connector)
-        finally:
-            os._exit(0)
     try:
-        assert blocked.wait(20), "the child sync never reached the request to die on"
+        kill_sync_when(db_url, vault, workspace_id, connector, blocked)
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
         release.set()
     del fake.handle_post   # the real handler again
 

@@ -4,18 +4,16 @@ moved out, restored, paging), an expired page token, folder changes, token refre
 and the post-sync pipeline."""
 from __future__ import annotations
 
-import os
-import signal
 from datetime import datetime, timezone
 
 from core.connections import update_metadata
-from core.db.database import Database
 from core.sync.orchestrator import SyncEngine
 from tests.fakes.drive_api import SHEET
 from tests.test_drive_support import (  # noqa: F401 (fixtures)
     FAST, ROOT, connect, connected, connection, connector, documents, drive, engine, listing_requests, rows,
     workspace,
 )
+from tests.support import kill_sync_when
 
 FIRST_SYNC = {"Q2 Pipeline Review", "territories.csv", "Acme Corp Proposal", "Acme MSA.pdf", "Kickoff deck",
               "Globex pricing", "Initech Order Form"}
@@ -285,15 +283,7 @@ def test_the_post_sync_pipeline_runs_after_a_drive_sync(engine, connected, drive
 def test_a_killed_listing_resumes_at_its_page_without_a_new_start_token(engine, connected, drive):
     db, vault, acme = engine.db, engine.vault, drive.seed.acme
     drive.block = lambda m, p, q: q.get("q", "").startswith(f"'{acme}' in parents") and "pageToken" in q
-    pid = os.fork()
-    if pid == 0:  # the child runs the sync a CLI process would
-        try:
-            SyncEngine(Database(db.url), vault, sleep=lambda s: None).run(connected["id"], "google_drive")
-        finally:
-            os._exit(0)
-    assert drive.blocked.wait(20), "the child sync never reached Acme's second page"
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    kill_sync_when(db.url, vault, connected["id"], "google_drive", drive.blocked, "Acme's second page")
     before = set(documents(db, connected))
     assert {"Acme Corp Proposal", "Acme MSA.pdf", "Q2 Pipeline Review"} <= before and "Kickoff deck" not in before
     drive.block = None

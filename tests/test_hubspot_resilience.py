@@ -2,16 +2,14 @@
 the daily cap, kill and resume, and two workspaces on two portals."""
 from __future__ import annotations
 
-import os
-import signal
 
 from core.connections import get_connection
-from core.db.database import Database
 from core.sync.orchestrator import SyncEngine
 from tests.fakes.hubspot_api import hs_time
 from tests.test_hubspot_support import (  # noqa: F401 (fixtures)
     TOKEN, connect, connected, connector, hubspot, later, rows, seed_portal,
 )
+from tests.support import kill_sync_when
 
 APP = {"client_id": "app-id", "client_secret": "app-secret"}
 
@@ -113,22 +111,9 @@ def test_the_daily_cap_stops_the_sync_without_retrying(engine, connected, hubspo
     assert not [s for s in sleeps if s >= 1]
 
 
-def _sync_in_child(db_url: str, vault, workspace_id) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            SyncEngine(Database(db_url), vault, sleep=lambda s: None).run(workspace_id, "hubspot")
-        finally:
-            os._exit(0)
-    return pid
-
-
 def test_killed_sync_resumes_at_the_uncommitted_page(db, db_url, vault, connected, hubspot):
     hubspot.block = lambda m, p, n: p == "/crm/v3/objects/contacts" and "after" in hubspot.log[n - 1][2]
-    child = _sync_in_child(db_url, vault, connected["id"])
-    assert hubspot.blocked.wait(20), "the child sync never reached contacts page 2"
-    os.kill(child, signal.SIGKILL)
-    os.waitpid(child, 0)
+    kill_sync_when(db_url, vault, connected["id"], "hubspot", hubspot.blocked, "contacts page 2")
     assert len(rows(db, connected, "SELECT 1 FROM contacts WHERE workspace_id = %s")) == 2  # page 1 committed
     hubspot.block = None
     hubspot.release.set()
@@ -150,10 +135,7 @@ def test_killed_search_walk_resumes_with_search(db, db_url, vault, connected, hu
         deals.get(deal_id)["properties"]["hs_lastmodifieddate"] = stamp
     hubspot.block = lambda m, p, n: p == "/crm/v3/objects/deals/search" and len(hubspot.requests_to("/deals/search")) == 2
     hubspot.blocked.clear()
-    child = _sync_in_child(db_url, vault, connected["id"])
-    assert hubspot.blocked.wait(20)
-    os.kill(child, signal.SIGKILL)
-    os.waitpid(child, 0)
+    kill_sync_when(db_url, vault, connected["id"], "hubspot", hubspot.blocked, "the second search window")
     hubspot.block = None
     hubspot.release.set()
     hubspot.log.clear()

@@ -2,19 +2,16 @@
 contact roles, converted leads, token expiry, the daily API cap, backoff, kill-and-resume, two orgs."""
 from __future__ import annotations
 
-import os
-import signal
 from decimal import Decimal
 
 import pytest
 
 from connectors.salesforce import register
 from core.connections import get_connection, save_connection
-from core.db.database import Database
 from core.sync import registry
 from core.sync.orchestrator import SyncEngine
 from tests.fakes.salesforce_api import SalesforceApi
-from tests.support import rows
+from tests.support import kill_sync_when, rows
 
 QUERY_PAGE = "/services/data/v63.0/query/01gFAKE"
 
@@ -273,15 +270,7 @@ def test_429_and_503_are_retried_with_backoff(db, vault, connected, sf):
 
 def test_a_killed_sync_resumes_at_its_next_records_url_without_duplicates(db, db_url, vault, connected, sf):
     sf.block_on_locator_page = 2
-    pid = os.fork()
-    if pid == 0:  # the child runs the sync a CLI process would
-        try:
-            SyncEngine(Database(db_url), vault, sleep=lambda s: None).run(connected["id"], "salesforce")
-        finally:
-            os._exit(0)
-    assert sf.blocked.wait(20)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    kill_sync_when(db_url, vault, connected["id"], "salesforce", sf.blocked, "query locator page 2")
     assert len(rows(db, connected, "SELECT id FROM deals WHERE workspace_id = %s")) == 3  # page 1 committed
     sf.block_on_locator_page = None
     sf.release.set()
@@ -296,15 +285,7 @@ def test_a_killed_sync_resumes_at_its_next_records_url_without_duplicates(db, db
 def test_a_sync_resumed_after_its_query_cursor_expired_walks_again_from_the_saved_cursor(db, db_url, vault,
                                                                                          connected, sf):
     sf.block_on_locator_page = 2
-    pid = os.fork()
-    if pid == 0:
-        try:
-            SyncEngine(Database(db_url), vault, sleep=lambda s: None).run(connected["id"], "salesforce")
-        finally:
-            os._exit(0)
-    assert sf.blocked.wait(20)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    kill_sync_when(db_url, vault, connected["id"], "salesforce", sf.blocked, "query locator page 2")
     sf.block_on_locator_page = None
     sf.release.set()
     sf.expire_query_locators()  # the pause outlived Salesforce's ~15 idle minutes

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -14,6 +12,7 @@ from core.sync.orchestrator import SyncEngine, sync_status
 from core.sync.scheduler import DAILY_JOB_ID, build_scheduler, sync_all_active
 from tests.fakes.paged_api import PagedApi, make_deals
 from tests.fakes.paged_connector import PagedConnector
+from tests.support import kill_sync_when
 
 TOKEN = "tok-123"
 
@@ -87,22 +86,9 @@ def test_full_resync_rewrites_nothing_that_did_not_change(db, vault, connected):
     assert report.counts["deals"] == {"fetched": 10, "inserted": 0, "updated": 0, "unchanged": 10}
 
 
-def _sync_in_child(db_url: str, vault, workspace_id) -> int:
-    pid = os.fork()
-    if pid == 0:  # child: its own pool, then the same engine a CLI process would run
-        try:
-            SyncEngine(Database(db_url), vault).run(workspace_id, "fakecrm")
-        finally:
-            os._exit(0)
-    return pid
-
-
 def test_killed_sync_resumes_where_it_stopped_without_duplicates(db, db_url, vault, connected, api):
     api.block_on_page = 3
-    child = _sync_in_child(db_url, vault, connected["id"])
-    assert api.blocked.wait(20), "the child sync never reached page 3"
-    os.kill(child, signal.SIGKILL)
-    os.waitpid(child, 0)
+    kill_sync_when(db_url, vault, connected["id"], "fakecrm", api.blocked, "page 3", sleep=None)
     assert len(_deals(db, connected)) == 6  # pages 1-2 committed with their cursor
     api.block_on_page = None
     api.release.set()
