@@ -277,7 +277,7 @@ def _record_changes(conn, workspace_id, batch_id, entity: str, result, page: int
             "INSERT INTO import_batch_inserts (workspace_id, batch_id, entity, page, source, source_ids,"
             " written_hashes) VALUES (%(workspace_id)s, %(batch_id)s, %(entity)s, %(page)s, %(source)s,"
             " %(ids)s::text[], %(hashes)s::text[])",
-            {**ident, "page": page, "source": source, "ids": _array_literal(ids), "hashes": "{" + ",".join(digests) + "}"})
+            {**ident, "page": page, "source": source, "ids": _array_literal(ids), "hashes": _array_literal(digests)})
     if not result.prior:
         return
     digests = {str(row_id): digest for row_id, action, digest in result.written_rows if action == "updated"}
