@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import random
+import signal
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from bot.cli import main
 from connectors.file_import import batch as batches
 from connectors.file_import import values as V
-from connectors.file_import.parsers import BulkGcPause, ParsedPages, column_parser
+from connectors.file_import.parsers import BulkGcPause, ForkedMap, ParsedPages, column_parser
 from connectors.file_import.transform import Transformer
 from core.db.upsert import prepare_rows, table_columns, upsert_rows
 
@@ -199,6 +200,35 @@ def test_apply_gives_the_same_result_from_kept_pages_as_from_a_fresh_parse(db, s
     assert all(c["action"] == "inserted" and c["no_prior"] and c["hash_matches"] for c in state["changes"])
 
 
+@pytest.mark.parametrize("text", [DEALS, NO_IDS], ids=["record-ids-and-errors", "natural-keys"])
+def test_pages_parsed_apart_give_what_one_pass_gives(db, settings, workspace, tmp_path, monkeypatch, text):
+    """Workers parse pages each as if it were the first; merged in order, the counts, errors, stage guesses (with
+    their row counts) and the ids of rows sharing a natural key across pages are those of one page for the file."""
+    from core.workspaces import create_workspace
+
+    path = write(tmp_path, "deals.csv", text)
+    with db.connection() as conn:
+        other = create_workspace(conn, "One page")
+    outcomes = []
+    for ws, chunk in ((workspace, 2), (other, 10_000)):
+        monkeypatch.setattr(batches, "CHUNK", chunk)
+        preview = batches.preview(db, settings, ws["id"], path)
+        applied = batches.apply(db, settings, ws["id"], preview["batch_id"])
+        outcomes.append(({k: preview[k] for k in ("rows", "skipped", "errors", "warnings", "sample_rows")},
+                         {k: applied[k] for k in ("inserted", "skipped", "errors")},
+                         snapshot(db, ws, preview["batch_id"])["deals"], snapshot(db, ws, preview["batch_id"])["stages"]))
+    assert outcomes[0] == outcomes[1]
+    deals = outcomes[0][2]
+    assert len({d["source_id"] for d in deals}) == len(deals) == outcomes[0][1]["inserted"]
+
+
+def test_pages_repeating_natural_keys_are_parsed_again_in_order_and_not_kept(db, settings, workspace, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setattr(batches, "CHUNK", 3)  # "Deal 0" is on pages 1, 2 and 3
+    preview = batches.preview(db, settings, workspace["id"], write(tmp_path, "deals.csv", NO_IDS))
+    assert preview["rows"] == 9 and kept_pages(settings, preview["batch_id"]) == []
+
+
 def test_apply_reads_the_kept_pages_instead_of_parsing(db, settings, workspace, tmp_path, monkeypatch):
     preview = batches.preview(db, settings, workspace["id"], write(tmp_path, "deals.csv", DEALS))
 
@@ -274,20 +304,16 @@ def test_pages_kept_by_another_version_of_the_parsing_code_are_parsed_again(db, 
     assert batches.apply(db, settings, workspace["id"], preview["batch_id"])["inserted"] == 60 and parsed() == 62
 
 
-def test_a_full_disk_while_keeping_pages_only_means_apply_parses_again(db, settings, workspace, tmp_path, monkeypatch):
-    import marshal
-
+def test_a_page_that_cannot_be_kept_only_means_apply_parses_again(db, settings, workspace, tmp_path, monkeypatch):
     from connectors.file_import import parsers
 
-    def no_room(value):
-        raise OSError(28, "No space left on device")
-
-    real_dumps = marshal.dumps
-    monkeypatch.setattr(parsers.marshal, "dumps", no_room)
+    # the workers write their part files where no folder is (as a full disk would fail them)
+    monkeypatch.setattr(parsers.ParsedPages, "_part", lambda self, number: tmp_path / "gone" / f"part-{number}")
     preview = batches.preview(db, settings, workspace["id"], write(tmp_path, "deals.csv", DEALS))
     assert (preview["rows"], preview["skipped"]) == (62, 2) and kept_pages(settings, preview["batch_id"]) == []
-    monkeypatch.setattr(parsers.marshal, "dumps", real_dumps)
-    assert batches.apply(db, settings, workspace["id"], preview["batch_id"])["inserted"] == 60
+    monkeypatch.undo()
+    parsed = count_parsed_rows(tmp_path, monkeypatch)
+    assert batches.apply(db, settings, workspace["id"], preview["batch_id"])["inserted"] == 60 and parsed() == 62
 
 
 def test_an_upload_named_like_the_pages_is_stored_and_applied_intact(db, settings, workspace, tmp_path):
@@ -367,6 +393,43 @@ def children() -> list[int]:
         except OSError:
             pass
     return pids
+
+
+def test_workers_hand_back_results_in_order_and_a_dead_ones_items_are_worked_here():
+    parent = os.getpid()
+
+    def work(n):
+        if n == 3 and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker of items 1, 3, 5, 7 dies on its second item
+        return n * 2, os.getpid() == parent
+
+    with ForkedMap(range(8), work) as results:
+        out = list(results)
+    assert [(n, doubled) for n, (doubled, _) in out] == [(n, 2 * n) for n in range(8)]
+    assert [here for _, (_, here) in out] == [False, False, False, True, False, True, False, True]
+    assert children() == []
+
+
+def test_an_error_in_a_worker_is_raised_here_as_itself_and_every_worker_is_reaped():
+    from core.errors import InputError
+
+    def work(n):
+        if n == 2:
+            raise InputError("row 2, Amount: 'lots' is not an amount", row=2, field="Amount")
+        return n
+
+    with pytest.raises(InputError) as err, ForkedMap(range(6), work) as results:
+        list(results)
+    assert err.value.details == {"row": 2, "field": "Amount"} and "lots" in err.value.message
+    assert children() == []
+
+
+def test_items_marshal_cannot_hold_travel_pickled():
+    from datetime import datetime, timezone
+
+    cells = [(7, ["Acme", datetime(2026, 3, 15, 9, 30, tzinfo=timezone.utc), 12.5, None])]
+    with ForkedMap([cells, cells], lambda chunk: chunk[0][1][1].isoformat()) as results:
+        assert [r for _, r in results] == ["2026-03-15T09:30:00+00:00"] * 2
 
 
 def test_a_failed_write_stops_the_worker(db, settings, workspace, tmp_path, monkeypatch):

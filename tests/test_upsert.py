@@ -142,3 +142,20 @@ def test_bad_value_is_an_input_error_and_writes_nothing(db, workspace):
 def test_not_an_entity_table(db, workspace):
     with db.connection() as conn, pytest.raises(InputError):
         upsert_rows(conn, "workspaces", workspace["id"], [deal("1")])
+
+
+@pytest.mark.parametrize("value", [
+    {"a": 1, "b": [1.5, None, True], "c": {"d": "é \\ \"q\" \n\t\x01"}},
+    {1: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+    {"n": float("nan"), "i": float("inf"), "big": 10**30, "dec": Decimal("1.10"), "day": date(2026, 3, 1)},
+    ["top", "level", "list"], "a bare string", 42, None, {}, [],
+], ids=["nested", "keys", "numbers-and-defaults", "list", "string", "int", "null", "empty-dict", "empty-list"])
+def test_json_columns_are_serialised_as_the_json_module_writes_them(value):
+    """The upsert calls the json module's C encoder directly (for speed): its text must be json.dumps's, with the
+    backslashes COPY needs doubled."""
+    import json
+
+    from core.db.upsert import _json_text
+
+    expected = json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+    assert _json_text(value) == expected.replace("\\", "\\\\")

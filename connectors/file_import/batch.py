@@ -18,7 +18,6 @@ import shutil
 import time
 import uuid
 from dataclasses import astuple
-from contextlib import nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +28,7 @@ from psycopg.types.json import Jsonb
 
 from connectors.file_import.mapping import ENTITIES, apply_overrides, map_columns
 from connectors.file_import.read import open_table
-from connectors.file_import.parsers import BulkGcPause, ForkedPages, ParsedPages
+from connectors.file_import.parsers import BulkGcPause, DamagedPages, ForkedMap, ParsedPages
 from connectors.file_import.transform import SOURCE, RowError, StageGuess, Transformer
 from core.db.upsert import PreparedRows, prepare_rows, table_columns, upsert_rows
 from core.errors import InputError, NotFound
@@ -96,19 +95,38 @@ def _classify(settings, headers, sample, entity: str | None):
     return result.entity, dict(result.columns), info, warnings
 
 
-def _scan(reader, transformer: Transformer, filename: str, pages: ParsedPages):
-    """Preview's one pass over the file: counts, first errors, sample rows; every page is kept for apply."""
+def _scan(reader, transformer: Transformer, filename: str, pages: ParsedPages, serialise):
+    """Preview's one pass over the file: counts, first errors, sample rows; every page is kept for apply,
+    serialised by `serialise(good rows)`. Two forked workers (`ForkedMap`) parse and keep the pages, each as if
+    it were the first, and report on them here, in order, where what each page adds to the file's state is
+    merged."""
+    def parse_alone(numbered):
+        number, chunk = numbered
+        page, state = transformer.page_alone(chunk, MAX_STORED_ERRORS)
+        good, errs, n = page
+        return _report(page, state), pages.keep(number, lambda: (serialise(good), errs, n))
+
     rows = skipped = 0
     errors: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
-    for page in transformer.pages(reader, CHUNK, MAX_STORED_ERRORS):
-        good, page_errors, page_skipped = page
-        rows += len(good) + page_skipped
-        skipped += page_skipped
-        errors += [_error(RowError(*e), filename) for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
-        samples += [_jsonable(out) for out in good[:SAMPLE_ROWS - len(samples)]]
-        pages.add(page)
+    with ForkedMap(enumerate(reader.chunks(CHUNK)), parse_alone) as parsed:
+        for (number, chunk), (report, written) in parsed:
+            pages.kept(number, written)
+            page_errors, page_skipped, good, page_samples, state = report
+            if not transformer.merge(state):  # its natural keys repeat an earlier page's: number them here
+                pages.forget()
+                page_errors, page_skipped, good, page_samples, _ = _report(transformer.page(chunk, MAX_STORED_ERRORS))
+            rows += good + page_skipped
+            skipped += page_skipped
+            errors += [_error(RowError(*e), filename) for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
+            samples += page_samples[:SAMPLE_ROWS - len(samples)]
     return rows, skipped, errors, samples
+
+
+def _report(page, state=None) -> tuple:
+    """What preview keeps of a page: (errors, rows skipped, good rows, the first sample rows, transform state)."""
+    good, errors, skipped = page
+    return errors, skipped, len(good), [_jsonable(out) for out in good[:SAMPLE_ROWS]], state
 
 
 def astuple_prepared(prepared: PreparedRows) -> tuple:
@@ -120,6 +138,14 @@ def _page_signature(transformer: Transformer, writable) -> dict[str, Any]:
     """What a kept page depends on besides the file and the code: the transform, and the table's columns
     (their order, types and defaults decide the serialised lines)."""
     return {**transformer.signature(), "columns": [(c.name, c.type, str(c.fallback)) for c in writable.values()]}
+
+
+def _serialised(entity: str, writable, number: int, good: list[dict[str, Any]]) -> list[tuple]:
+    """A page's good rows as COPY lines (`astuple_prepared`); the first page in small parts, so the server
+    starts loading after a part, not a page."""
+    step = FIRST_PART if number == 0 else len(good) or 1
+    return [astuple_prepared(prepare_rows(entity, writable, good[start:start + step]))
+            for start in range(0, max(len(good), 1), step)]
 
 
 def _sha256(path: Path) -> str:
@@ -183,9 +209,11 @@ def preview(db, settings, workspace_id, path: str | Path, *, entity: str | None 
             saved = {h: f for h, f in saved.items() if h in info.headers}
             columns = apply_overrides(columns, {**saved, **(overrides or {})}, entity)
             transformer = Transformer.build(entity, info.headers, columns, sample, stage_map=stage_map)
-            pages.start(lambda good: astuple_prepared(prepare_rows(entity, writable, good)))
+            pages.start()
             with BulkGcPause():
-                rows, skipped, errors, samples = _scan(reader, transformer, filename, pages)
+                rows, skipped, errors, samples = _scan(
+                    reader, transformer, filename, pages,
+                    lambda good: astuple_prepared(prepare_rows(entity, writable, good)))
         warnings += _stage_warnings(transformer)
         if skipped:
             warnings.append(f"{skipped} of {rows} rows have errors and will be skipped")
@@ -336,39 +364,47 @@ def _apply(db, settings, workspace_id, batch_id, run_pipeline: bool, started: fl
             writable = table_columns(conn, entity)
             cached = kept.load(ParsedPages.key(_page_signature(transformer, writable), _sha256(stored), CHUNK))
 
-            def kept_pages():  # serialised by preview: straight to the server
-                for cols, lines, hashes, errs, n in cached[0]:
-                    yield "page", ((cols, lines, hashes), errs, n)
-                yield "guesses", cached[1]
-
-            def parsed_again():  # run by a forked child: the file parsed and serialised again
-                for number, (good, errs, n) in enumerate(transformer.pages(reader, CHUNK, MAX_STORED_ERRORS)):
-                    # the first page in small parts, so the server starts loading after a part, not a page
-                    step = FIRST_PART if number == 0 else len(good) or 1
-                    for start in range(0, max(len(good), 1), step):
-                        part = astuple_prepared(prepare_rows(entity, writable, good[start:start + step]))
-                        yield "page", (part, errs if start == 0 else [], n if start == 0 else 0)
-                # the child's copy of the transform guessed the stages: hand them back
-                yield "guesses", [astuple(g) for g in transformer.stage_guesses.values()]
-
-            guesses: list[tuple] = []
-            # Without kept pages, a child parses and serialises page n + 1 on the other core while the server
-            # loads page n.
-            with BulkGcPause(), (nullcontext(kept_pages()) if cached else ForkedPages(parsed_again)) as produced:
-                for page, (kind, item) in enumerate(produced):
-                    if kind == "guesses":
-                        guesses = item
-                        continue
-                    (cols, lines, hashes), page_errors, page_skipped = item
+            def write(parts: list[tuple], page_errors: list, page_skipped: int) -> None:
+                nonlocal inserted, updated, unchanged, skipped, errors, recorded
+                skipped += page_skipped
+                errors += [_error(RowError(*e), batch["filename"])
+                           for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
+                for cols, lines, hashes in parts:
                     prepared = PreparedRows(entity, writable, cols, lines, hashes)
-                    skipped += page_skipped
-                    errors += [_error(RowError(*e), batch["filename"])
-                               for e in page_errors[:MAX_STORED_ERRORS - len(errors)]]
                     result = upsert_rows(conn, entity, workspace_id, prepared, capture_prior=True,
                                          inserted_by_key=True)
-                    _record_changes(conn, workspace_id, batch["id"], entity, result, page)
+                    _record_changes(conn, workspace_id, batch["id"], entity, result, recorded)
+                    recorded += 1
                     inserted, updated = inserted + result.inserted, updated + result.updated
                     unchanged += result.unchanged
+
+            sent = recorded = 0  # pages written, parts recorded
+            guesses: list[tuple] = []
+            with BulkGcPause():
+                if cached:  # serialised by preview: straight to the server
+                    spans, guesses = cached
+                    try:
+                        for span in spans:
+                            part, page_errors, page_skipped = kept.read(span)
+                            write([part], page_errors, page_skipped)
+                            sent += 1
+                    except DamagedPages:  # the rest from the file (the pages before it parsed, not sent, again)
+                        cached = None
+                if not cached:
+                    def parsed_page(numbered):  # in a worker: a page parsed again, alone, and serialised
+                        number, chunk = numbered
+                        (good, errs, n), state = transformer.page_alone(chunk, MAX_STORED_ERRORS)
+                        return _serialised(entity, writable, number, good), errs, n, state
+
+                    # two workers parse and serialise the next pages while the server loads this one
+                    with ForkedMap(enumerate(reader.chunks(CHUNK)), parsed_page) as produced:
+                        for (number, chunk), (parts, errs, n, state) in produced:
+                            if not transformer.merge(state):  # natural keys of an earlier page: parse it here
+                                good, errs, n = transformer.page(chunk, MAX_STORED_ERRORS)
+                                parts = _serialised(entity, writable, number, good)
+                            if number >= sent:
+                                write(parts, errs, n)
+                    guesses = [astuple(g) for g in transformer.stage_guesses.values()]
         for guess in (StageGuess(*g) for g in guesses):
             conn.execute(
                 "INSERT INTO stage_mappings (workspace_id, source, raw_stage, stage_normalized, origin, confidence)"

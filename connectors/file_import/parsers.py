@@ -11,10 +11,12 @@ Excel value) that returns exactly what the matching `values.py` parser returns a
   lives as long as the parser: one file's transform, never across files or imports.
 It must never accept or reject a value differently from `values.py` (tests/test_import_fastpaths.py compares).
 
-`ParsedPages` keeps preview's parsed pages beside the batch's stored file, keyed by everything the rows depend on
-(the transform's signature, the file's sha256, the format), so apply does not parse the file again; it must
-never hand apply rows a fresh parse would not produce: on any doubt apply parses again. `ForkedPages` reads and
-serialises the next pages in a forked child process while the caller writes; `BulkGcPause` keeps the cyclic collector out of the loop.
+`ParsedPages` keeps preview's parsed pages, serialised, beside the batch's stored file, keyed by everything the rows
+depend on (the transform's signature, the table's columns, the file's sha256, the format), so apply does not parse
+the file again; it must never hand apply rows a fresh parse would not produce: on any doubt apply parses again.
+`ForkedMap` works on pages in two forked worker processes (preview parses and serialises pages on both cores;
+apply, without kept pages, the same while the server loads the page before); `BulkGcPause` keeps the cyclic
+collector out of the loop.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import functools
 import gc
 import hashlib
 import importlib
+import itertools
 import json
 import marshal
 import os
@@ -30,7 +33,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -149,7 +152,7 @@ def column_parser(kind: str, order: str = "mdy") -> Parser | None:
 
 # --- the parsed pages preview keeps for apply --------------------------------------------------------------------
 
-_PAGES_FORMAT = 2  # bump when the stored form changes (changes to the parsing code are noticed by themselves)
+_PAGES_FORMAT = 3  # bump when the stored form changes (changes to the parsing code are noticed by themselves)
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,35 +169,22 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def _write_page(path: Path, page: Page, serialise: Callable[[list[dict[str, Any]]], tuple]) -> int:
-    """Write one page, serialised (`serialise(good rows)` → (cols, lines, digests)), to its part file: 0 when
-    written, 1 when the rows cannot be serialised (apply will say why) or the disk is full."""
-    good, errors, skipped = page
-    try:
-        blob = marshal.dumps((*serialise(good), errors, skipped))
-        with path.open("wb") as f:
-            f.write(len(blob).to_bytes(8, "little"))
-            f.write(blob)
-    except Exception:
-        return 1
-    return 0
-
-
-MAX_WRITERS = 2
+class DamagedPages(Exception):
+    """A kept page that cannot be read back (cut short or overwritten)."""
 
 
 class ParsedPages:
-    """The pages of one batch's parsed rows, in `directory` (the batch's own folder, beside the stored file):
-    `.parsed-pages` holds length-prefixed marshal pages, each (cols, COPY lines, digests, errors, rows skipped):
-    the good rows already serialised for `upsert_rows` (`core.db.upsert.prepare_rows`); `.parsed-pages.key`,
-    written last, holds the key, the stage guesses and the pages' size (so a truncated file is never trusted).
-    marshal rather than pickle: the pages are plain values, they load faster, and loading them runs no code.
+    """The pages of one batch's parsed rows, in `directory` (the batch's own folder, beside the stored file),
+    already serialised for the upsert: each page (cols, COPY lines, digests) as `core.db.upsert.prepare_rows`
+    made them, with the page's errors and rows skipped.
 
-    Each page is serialised and written by a forked child (`os._exit` when done), so that work runs on the other
-    core while preview parses the next page, and apply has nothing left to do but send the lines; the child has
-    its own copy of the page (copy-on-write) and writes its own part file, which `seal` joins in page order; a
-    child that fails (rows that cannot be serialised, a full disk) means no pages are kept: apply parses the
-    file again."""
+    Preview's page workers each `keep` their page in its own part file (`.parsed-pages.N`, marshal); `seal`
+    joins the parts in page order into `.parsed-pages` and writes `.parsed-pages.key` last: the key, the stage
+    guesses and where each page starts and ends (so a truncated file is never trusted). Apply then `read`s the
+    pages and has nothing left to do but send them: the server's COPY is apply's critical path and keeps one
+    core busy, so everything else is done in preview, on both. marshal rather than pickle: the pages are plain
+    values, they load fast, and loading them runs no code. A page that cannot be kept (a full disk, rows
+    `upsert_rows` would refuse) means no pages are kept (`forget`): apply parses the file again."""
 
     FILES = (".parsed-pages", ".parsed-pages.key")
 
@@ -202,9 +192,7 @@ class ParsedPages:
         self.directory = directory
         self._data, self._key = (directory / name for name in self.FILES)
         self._keeping = False
-        self._children: list[tuple[int, Path]] = []  # (pid, part file) in page order, not yet reaped
-        self._parts: list[Path] = []                   # part files written, in page order
-        self._serialise: Callable[[list[dict[str, Any]]], tuple] = lambda rows: ()
+        self._count = 0  # pages kept so far (their parts are numbered 0 … count - 1)
         # the uploaded file itself is named like our files: keep no pages
         self._off = stored_name.startswith(self.FILES[0])
 
@@ -212,99 +200,106 @@ class ParsedPages:
     def key(signature: dict[str, Any], file_sha256: str, chunk: int) -> str:
         """The pages' key: the transform's `signature()`, the file's sha256, the page size and the format."""
         ident = {"format": _PAGES_FORMAT, "code": _code_digest(), "python": list(sys.version_info[:2]),
-                 "marshal": marshal.version, "chunk": chunk, "file_sha256": file_sha256, "transform": signature}
+                 "chunk": chunk, "file_sha256": file_sha256, "transform": signature}
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
     # --- preview: write -----------------------------------------------------------------------------------------
-    def start(self, serialise: Callable[[list[dict[str, Any]]], tuple]) -> None:
-        """Start writing pages, each page's good rows as `serialise` turns them into (cols, lines, digests)."""
+    def start(self) -> None:
+        """Start keeping pages."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._serialise = serialise
         self._keeping = not self._off
 
-    def add(self, page: Page) -> None:
-        """Keep one page, serialised and written to its own part file by a child process (two at most at once:
-        they take turns on the core preview's parsing leaves free)."""
+    def keep(self, number: int, page: Callable[[], tuple]) -> bool:
+        """Write page `number`, as `page()` serialises it, to its part file (in a page worker); False if it could
+        not be serialised or written."""
         if not self._keeping:
-            return
-        while len(self._children) >= MAX_WRITERS:
-            if not self._reap_oldest():
-                return
-        part = self.directory / f"{self.FILES[0]}.{len(self._parts)}"
-        self._parts.append(part)
+            return True
         try:
-            pid = _fork(lambda: _write_page(part, page, self._serialise))
-        except OSError:  # no process to spare: write it here
-            if _write_page(part, page, self._serialise) != 0:
-                self.discard()
-            return
-        self._children.append((pid, part))
-
-    def _reap_oldest(self) -> bool:
-        """Wait for the oldest child; False (and no pages kept) if it failed."""
-        pid, _ = self._children.pop(0)
-        _, status = os.waitpid(pid, 0)
-        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-            self.discard()
+            blob = marshal.dumps(page())
+            with self._part(number).open("wb") as f:
+                f.write(blob)
+        except Exception:
             return False
         return True
 
+    def kept(self, number: int, written: bool) -> None:
+        """Note (in preview) that page `number`'s child kept it, or failed to: then keep no pages."""
+        if not written:
+            self.forget()
+        self._count = max(self._count, number + 1)
+
+    def forget(self) -> None:
+        """Keep no pages from now on (one could not be kept, or was parsed again here): `seal` removes the parts."""
+        self._keeping = False
+
+    def _part(self, number: int) -> Path:
+        return self.directory / f"{self.FILES[0]}.{number}"
+
     def seal(self, key: str, guesses: list[tuple]) -> None:
         """Join the parts in page order and mark the pages complete under `key`, with the transform's stage
-        guesses (as plain tuples)."""
-        while self._children:
-            if not self._reap_oldest():
-                return
-        if not self._keeping:
-            return
+        guesses (as plain tuples); or, if pages are not kept, remove the parts. Every page child is done by now."""
+        parts = [self._part(n) for n in range(self._count)]
         try:
-            with self._data.open("wb") as out:
-                for part in self._parts:
-                    with part.open("rb") as f:
-                        size, sent = os.fstat(f.fileno()).st_size, 0
-                        while sent < size:  # in the kernel: the pages never pass through this process
-                            sent += os.sendfile(out.fileno(), f.fileno(), sent, size - sent)
-                    part.unlink()
-            self._parts = []
-            self._key.write_bytes(marshal.dumps((_PAGES_FORMAT, key, guesses, self._data.stat().st_size)))
-            self._keeping = False
+            if self._keeping:
+                spans, start = [], 0
+                with self._data.open("wb") as out:
+                    for part in parts:
+                        with part.open("rb") as f:
+                            size, sent = os.fstat(f.fileno()).st_size, 0
+                            while sent < size:  # in the kernel: the pages never pass through this process
+                                sent += os.sendfile(out.fileno(), f.fileno(), sent, size - sent)
+                        spans.append((start, size))
+                        start += size
+                self._key.write_bytes(marshal.dumps((_PAGES_FORMAT, key, guesses, spans)))
         except (ValueError, OSError):
             self.discard()
+        finally:
+            self._keeping = False
+            if not self._off:
+                for part in parts:
+                    part.unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Keep no pages (preview failed, or apply is done with them)."""
         self._keeping = False
-        for pid, _ in self._children:
-            _stop(pid)
-        self._children = []
         if self._off:
             return
-        for part in self._parts:
-            part.unlink(missing_ok=True)
-        self._parts = []
+        for number in range(self._count):
+            self._part(number).unlink(missing_ok=True)
         self._key.unlink(missing_ok=True)
         self._data.unlink(missing_ok=True)
 
     # --- apply: read --------------------------------------------------------------------------------------------
-    def load(self, key: str) -> tuple[Iterator[tuple], list[tuple]] | None:
-        """(pages, stage guesses as sealed) if complete pages with this key are here, else None."""
+    def load(self, key: str) -> tuple[list[tuple[int, int]], list[tuple]] | None:
+        """(each page's (offset, size), stage guesses as sealed) if complete pages with this key are here, else
+        None."""
         if self._off:
             return None
         try:
-            fmt, stored_key, guesses, size = marshal.loads(self._key.read_bytes())
-            if fmt != _PAGES_FORMAT or stored_key != key or self._data.stat().st_size != size:
+            fmt, stored_key, guesses, spans = marshal.loads(self._key.read_bytes())
+            end = spans[-1][0] + spans[-1][1] if spans else 0
+            if fmt != _PAGES_FORMAT or stored_key != key or self._data.stat().st_size != end:
                 return None
         except Exception:  # missing, damaged or foreign: parse the file again
             return None
-        return self._pages(), guesses
+        return [tuple(span) for span in spans], guesses
 
-    def _pages(self) -> Iterator[tuple]:
-        with self._data.open("rb") as f:
-            while header := f.read(8):
-                yield marshal.loads(f.read(int.from_bytes(header, "little")))
+    def read(self, span: tuple[int, int]) -> tuple:
+        """The page at `span` (from `load`); `DamagedPages` if it cannot be read back."""
+        offset, size = span
+        try:
+            with self._data.open("rb") as f:
+                f.seek(offset)
+                (cols, lines, digests), errors, skipped = marshal.loads(f.read(size))
+        except Exception as exc:
+            raise DamagedPages(f"{self._data}: {type(exc).__name__}: {exc}") from None
+        return (cols, lines, digests), errors, skipped
 
 
-# --- producing pages ahead of the writer ----------------------------------------------------------------------
+# --- work on pages in forked children --------------------------------------------------------------------------
+
+MAX_WORKERS = 2  # page children at once: a 2-core machine, where this process mostly waits or feeds the server
+
 
 def _fork(work: Callable[[], int]) -> int:
     """Run `work` in a forked child, which leaves with work's return code (1 if it raised) through `os._exit`,
@@ -328,69 +323,143 @@ def _stop(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
-class ForkedPages:
-    """Pages produced by a forked child process while this one writes the previous ones: the server loads page
-    n while the child reads and serialises page n + 1 on the other core. (A worker thread could not do this:
-    serialising is pure Python and holds the GIL, so the writer waited on it instead of feeding the server.)
+def _send(fd: int, value: Any) -> None:
+    """One length-prefixed message: marshal (fast, runs no code on load), pickle for what marshal cannot hold
+    (an Excel row's datetimes)."""
+    try:
+        blob = b"m" + marshal.dumps(value)
+    except ValueError:
+        blob = b"p" + pickle.dumps(value, protocol=5)
+    view = memoryview(len(blob).to_bytes(8, "little") + blob)
+    while view:
+        view = view[os.write(fd, view):]
 
-    `produce()` runs in the child only, from the memory the fork copied (the batch's transform, its kept pages
-    or its stored file); it must yield marshal-able values and never touch a database connection. They come
-    back through a pipe, whose small buffer keeps the child about one page ahead. The child ends with
-    `os._exit`, so nothing of this process (connections, pools, atexit hooks) is closed or flushed twice. An
-    error in the child is raised here: a PandoraError as itself, anything else as its pickle (or a
-    RuntimeError naming it). Leaving the block early kills the child; it is always reaped."""
 
-    def __init__(self, produce: Callable[[], Iterator[Any]]):
-        self._produce = produce
-        self._pid = 0
-        self._in: Any = None
+def _receive(fd: int) -> Any:
+    """The next message from `fd`; EOFError if the other end closed (or died) before a whole one arrived."""
+    header = _read_exactly(fd, 8)
+    blob = _read_exactly(fd, int.from_bytes(header, "little"))
+    return marshal.loads(blob[1:]) if blob[:1] == b"m" else pickle.loads(blob[1:])
 
-    def __enter__(self) -> Iterator[Any]:
-        r, w = os.pipe()
 
-        def child() -> int:  # produce and report
-            os.close(r)
-            with os.fdopen(w, "wb", buffering=1 << 16) as out:
-                return _child_produce(self._produce, out)
+def _read_exactly(fd: int, size: int) -> bytes:
+    out = bytearray()
+    while len(out) < size:
+        chunk = os.read(fd, min(size - len(out), 1 << 20))
+        if not chunk:
+            raise EOFError
+        out += chunk
+    return bytes(out)
 
-        pid = _fork(child)
-        os.close(w)
-        self._pid, self._in = pid, os.fdopen(r, "rb", buffering=1 << 16)
-        return self._drain()
 
-    def _drain(self) -> Iterator[Any]:
-        while True:
-            header = self._in.read(8)
-            if len(header) < 8:
-                raise RuntimeError("the import's page worker ended without a word (killed or out of memory?)")
-            kind, item = marshal.loads(self._in.read(int.from_bytes(header, "little")))
-            if kind == "error":
-                raise _rebuilt(item)
-            if kind == "done":
-                return
-            yield item
+class ForkedMap:
+    """`work(item)` for each item, in `workers` forked worker processes, handed back in item order as (item,
+    result): while this process takes one result (and, say, feeds it to the server), the next items are
+    already being worked on, on the other core. (Threads could not do this: parsing and serialising are pure
+    Python and hold the GIL.) Item k goes to worker k mod `workers`, through its own pipe, only once that worker
+    handed back its previous result, so no pipe ever waits on another. Workers live as long as the block: a
+    process per item would fault in fresh memory for every page (a third more CPU), a worker reuses its own.
+
+    `work` runs from the memory the fork copied (the transform, the kept pages): it must never touch a database
+    connection. Items and results travel as marshal (pickle for what marshal cannot hold). An error in `work` is
+    raised here: a PandoraError as itself, anything else as its pickle (or a RuntimeError naming it). A worker
+    that dies (killed, out of memory) or cannot be forked is replaced by running its items here. Leaving the
+    block stops the workers; they are always reaped, and leave by `os._exit`, so nothing of this process
+    (connections, pools, atexit hooks) is closed or flushed twice."""
+
+    def __init__(self, items: Iterable[Any], work: Callable[[Any], Any], workers: int = MAX_WORKERS):
+        self._items = iter(items)
+        self._work = work
+        self._count = workers
+        self._workers: list[tuple[int, int, int] | None] = []  # (pid, fd to it, fd from it); None: work here
+        self._pending: list[Any] = []  # items handed out and not yet collected, in order
+        self._collected = 0
+
+    def __enter__(self) -> Iterator[tuple[Any, Any]]:
+        for _ in range(self._count):
+            self._workers.append(self._start())
+        return self._results()
 
     def __exit__(self, *exc: object) -> None:
-        self._in.close()  # a child still writing gets EPIPE and leaves
-        _stop(self._pid)
+        for slot, worker in enumerate(self._workers):
+            if worker is not None:
+                self._retire(slot)
+        self._workers = []
 
+    def _start(self) -> tuple[int, int, int] | None:
+        items_r, items_w = os.pipe()
+        results_r, results_w = os.pipe()
+        inherited = [fd for w in self._workers if w is not None for fd in w[1:]]
 
-def _child_produce(produce: Callable[[], Iterator[Any]], out: Any) -> int:
-    def send(message: tuple[str, Any]) -> None:
-        blob = marshal.dumps(message)
-        out.write(len(blob).to_bytes(8, "little"))
-        out.write(blob)
+        def serve() -> int:
+            for fd in (items_w, results_r, *inherited):
+                os.close(fd)
+            while True:
+                try:
+                    item = _receive(items_r)
+                except EOFError:
+                    return 0
+                try:
+                    answer = ("ok", self._work(item))
+                except BaseException as exc:
+                    answer = ("error", _described(exc))
+                _send(results_w, answer)
 
-    try:
-        for item in produce():
-            send(("page", item))
-        send(("done", None))
-        return 0
-    except BrokenPipeError:  # the parent stopped reading
-        return 1
-    except BaseException as exc:
-        send(("error", _described(exc)))
-        return 1
+        try:
+            pid = _fork(serve)
+        except OSError:  # no process to spare: its items are worked on here
+            pid = 0
+        os.close(items_r)
+        os.close(results_w)
+        if not pid:
+            os.close(items_w)
+            os.close(results_r)
+            return None
+        return pid, items_w, results_r
+
+    def _results(self) -> Iterator[tuple[Any, Any]]:
+        for item in itertools.islice(self._items, len(self._workers)):
+            self._hand_out(item)
+        while self._pending:
+            done = self._collect()
+            for item in itertools.islice(self._items, 1):  # the next item starts before the caller takes this one
+                self._hand_out(item)
+            yield done
+
+    def _hand_out(self, item: Any) -> None:
+        slot = (self._collected + len(self._pending)) % len(self._workers)  # item k goes to worker k mod count
+        self._pending.append(item)
+        worker = self._workers[slot]
+        if worker is None:
+            return
+        try:
+            _send(worker[1], item)
+        except Exception:  # the worker is gone, or the item went half sent: this item and its next ones, here
+            self._retire(slot)
+
+    def _retire(self, slot: int) -> None:
+        """Stop a worker that can no longer be trusted with items; its items are worked on here."""
+        pid, to_worker, from_worker = self._workers[slot]
+        self._workers[slot] = None
+        os.close(to_worker)
+        os.close(from_worker)
+        _stop(pid)
+
+    def _collect(self) -> tuple[Any, Any]:
+        slot = self._collected % len(self._workers)
+        item = self._pending.pop(0)
+        self._collected += 1
+        worker = self._workers[slot]
+        if worker is not None:
+            try:
+                kind, result = _receive(worker[2])
+            except Exception:  # it died (killed, out of memory) or its word was garbled: from now on, here
+                self._retire(slot)
+            else:
+                if kind == "error":
+                    raise _rebuilt(result)
+                return item, result
+        return item, self._work(item)
 
 
 def _described(exc: BaseException) -> tuple:

@@ -17,9 +17,10 @@ besides its cells (the key of the pages preview keeps for apply, see `parsers.Pa
 """
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -199,21 +200,50 @@ class Transformer:
         return sid if n == 0 else stable_source_id(self.entity, row, occurrence=n)
 
     def pages(self, reader, size: int, max_errors: int) -> Iterator[Page]:
-        """The reader's rows as pages of (good rows, first `max_errors` errors as (row, column, message), rows
-        skipped), `size` lines a page."""
+        """The reader's rows as pages of `size` lines (see `page`)."""
         for chunk in reader.chunks(size):
-            good: list[dict[str, Any]] = []
-            errors: list[tuple[int, str | None, str]] = []
-            skipped = 0
-            for number, cells in chunk:
-                out = self.row(number, cells)
-                if out.__class__ is RowError:
-                    skipped += 1
-                    if len(errors) < max_errors:
-                        errors.append((out.row, out.column, out.message))
-                else:
-                    good.append(out)
-            yield good, errors, skipped
+            yield self.page(chunk, max_errors)
+
+    def page(self, chunk: list[tuple[int, list[Any]]], max_errors: int) -> Page:
+        """One page of (row number, cells): (good rows, first `max_errors` errors as (row, column, message),
+        rows skipped)."""
+        good: list[dict[str, Any]] = []
+        errors: list[tuple[int, str | None, str]] = []
+        skipped = 0
+        for number, cells in chunk:
+            out = self.row(number, cells)
+            if out.__class__ is RowError:
+                skipped += 1
+                if len(errors) < max_errors:
+                    errors.append((out.row, out.column, out.message))
+            else:
+                good.append(out)
+        return good, errors, skipped
+
+    def page_alone(self, chunk: list[tuple[int, list[Any]]], max_errors: int) -> tuple[Page, tuple]:
+        """`page()` by a copy of this transform that has seen no page before (in a forked child, while other
+        children take other pages), and what the page adds to the file's state, for `merge` in page order:
+        its stage guesses (as tuples) and its natural keys with their counts."""
+        alone = copy.copy(self)  # shares the column plan and the memos, which are pure
+        alone.stage_guesses, alone._seen_keys = {}, {}
+        page = alone.page(chunk, max_errors)
+        return page, ([astuple(g) for g in alone.stage_guesses.values()], alone._seen_keys)
+
+    def merge(self, state: tuple) -> bool:
+        """Add what a page parsed alone found (`page_alone`) after the pages before it; False, adding nothing,
+        when its rows reuse a natural key of an earlier page: their ids would be numbered as first occurrences
+        (parse that page again with `page`, here, in order)."""
+        guesses, keys = state
+        if not self._seen_keys.keys().isdisjoint(keys):
+            return False
+        self._seen_keys.update(keys)
+        for raw, normalized, confidence, reason, rows in guesses:
+            guess = self.stage_guesses.get(raw)
+            if guess is None:
+                self.stage_guesses[raw] = StageGuess(raw, normalized, confidence, reason, rows)
+            else:
+                guess.rows += rows
+        return True
 
     def signature(self) -> dict[str, Any]:
         """Everything `row()` depends on besides the cells, as JSON: the key of the pages preview keeps."""
