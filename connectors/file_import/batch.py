@@ -35,7 +35,7 @@ from core.errors import InputError, NotFound
 from core.pipeline import run_post_sync
 from core.pipeline.references import clear_dangling_references
 
-CHUNK = 10_000  # rows a page: one COPY, one change record, one stored page
+CHUNK = 5_000  # rows a page: one COPY, one change record, one stored page
 FIRST_PART = 2_000  # apply sends the first page in parts of this many rows (see serialised)
 MAX_STORED_ERRORS = 500
 SAMPLE_ROWS = 5
