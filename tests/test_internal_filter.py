@@ -212,6 +212,41 @@ def test_a_second_run_changes_nothing(db, workspace):
         assert classify_conversations(conn, run) == {}
 
 
+def test_a_row_a_transaction_older_than_the_run_commits_later_is_classified_on_the_next_run(db, workspace):
+    import psycopg
+
+    internal_domains_are(db, workspace, ["democo.io"])
+    write(db, workspace, "conversations", [meeting("m1", "Demo", "ana@democo.io", "jane@acme.io")])
+    run_post_sync(db, workspace["id"])
+    # a sync's page transaction, open while the pipeline runs: its row carries the transaction's start time,
+    # before the run, and is committed after it (already marked external, so only its date brings it back)
+    with psycopg.connect(db.url) as late, late.transaction():
+        upsert_rows(late, "conversations", workspace["id"],
+                    [{"source": "gong", "is_internal": False, "internal_classification_reason": "not yet",
+                      **meeting("m2", "Pipeline review", "ana@democo.io", "bo@democo.io")}])
+        run_post_sync(db, workspace["id"])
+        assert "m2" not in classified(db, workspace)
+    assert classified(db, workspace)["m2"] == (False, "not yet")
+    run_post_sync(db, workspace["id"])
+    assert classified(db, workspace)["m2"][0] is True
+
+
+def test_a_full_run_leaves_rows_written_before_the_filters_last_run_alone(db, workspace):
+    """No margin beyond open transactions: a row written half an hour before the filter last ran (and no
+    transaction open then) is not read again by a full run."""
+    internal_domains_are(db, workspace, ["democo.io"])
+    write(db, workspace, "conversations", [meeting("m1", "Sprint retro", "ana@democo.io")])
+    run_post_sync(db, workspace["id"])
+    with db.connection() as conn:
+        conn.execute("UPDATE conversations SET internal_classification_reason = 'stale',"
+                     " updated_at = now() - interval '30 minutes' WHERE workspace_id = %s AND source_id = 'm1'",
+                     (workspace["id"],))
+        conn.execute("UPDATE pipeline_state SET state = jsonb_set(state, '{ran_at}', to_jsonb((now() - interval"
+                     " '10 minutes')::text)) WHERE workspace_id = %s AND step = 'internal_filter'", (workspace["id"],))
+    run_post_sync(db, workspace["id"])
+    assert classified(db, workspace)["m1"] == (True, "stale")
+
+
 def test_a_full_run_reclassifies_only_what_changed_since_the_filter_last_ran(db, workspace):
     write(db, workspace, "conversations", [meeting("m1", "Sprint retro", "ana@democo.io"),
                                            meeting("m2", "Demo", "ana@democo.io", "jane@acme.io")])
@@ -221,7 +256,7 @@ def test_a_full_run_reclassifies_only_what_changed_since_the_filter_last_ran(db,
         conn.execute("UPDATE conversations SET internal_classification_reason = 'stale',"
                      " updated_at = now() - interval '3 hours' WHERE workspace_id = %s AND source_id = 'm1'",
                      (workspace["id"],))
-        # (the filter ran 2 hours ago: rows written since then, less its 1-hour margin, are looked at)
+        # (the filter ran 2 hours ago: rows written since then are looked at)
         conn.execute("UPDATE pipeline_state SET state = jsonb_set(state, '{ran_at}', to_jsonb((now() - interval"
                      " '2 hours')::text)) WHERE workspace_id = %s AND step = 'internal_filter'", (workspace["id"],))
     write(db, workspace, "conversations", [meeting("m2", "Demo", "ana@democo.io")])  # … one a sync rewrote is

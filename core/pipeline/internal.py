@@ -32,8 +32,9 @@ link_method (a person decided), but are still classified.
 Incremental, also on a full pipeline run: a conversation's class depends only on the row itself (title,
 participants, organizer), the internal domains and these rules. So unless the domains or the rules changed
 since the filter last ran (kept in `pipeline_state` with the time it ran), only conversations written since
-that run started (less an hour: a sync's page transaction stamps rows with its start time and may commit
-after we read) and any never classified are looked at; otherwise every conversation is reclassified. Only rows
+that run could see everything (a sync's page transaction stamps rows with its start time and may commit
+after we read: the start of the oldest transaction then open in the database, else an hour before the run)
+and any never classified are looked at; otherwise every conversation is reclassified. Only rows
 whose values change are written; `updated_at` is never touched.
 
 Performance: one scan; each conversation's own participants array is aggregated in place (a global
@@ -162,22 +163,36 @@ def _statement(n_domains: int) -> str:
 
 SAFETY = timedelta(hours=1)
 
+# From when this run can see every row: rows carry their transaction's start time (updated_at = now()), so a
+# transaction open now may still commit rows dated before this run. The earliest start among this database's
+# open client transactions bounds those; when sessions of other roles hide theirs (no pg_read_all_stats:
+# their state reads NULL), SAFETY before now instead.
+_SEEN_FROM = """
+SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL) THEN now() - %(safety)s
+            -- a microsecond before: the next run looks at rows stamped after this time, and that transaction's
+            -- rows carry its start time exactly
+            ELSE LEAST(now(), min(a.xact_start) - interval '1 microsecond') END AS t
+  FROM (SELECT 1) AS one
+  LEFT JOIN pg_stat_activity a ON a.datname = current_database() AND a.backend_type = 'client backend'
+                               AND a.pid <> pg_backend_pid()
+"""
+
 
 @register_step("internal_filter", order=25)
 def classify_conversations(conn, run) -> dict[str, int]:
     domains = internal_domains(conn, run)
     state = {"rules": RULES_VERSION, "internal_domains": domains}
     last = last_used(conn, run.workspace_id, "internal_filter") or {}
-    started = conn.execute("SELECT now() AS t").fetchone()["t"]
+    seen_from = conn.execute(_SEEN_FROM, {"safety": SAFETY}).fetchone()["t"]
     ran_at = last.pop("ran_at", None)
     full = last != state or ran_at is None
-    # An incremental pipeline run looks where every step looks (run.since); a full one from the filter's own
-    # last run, less the margin.
-    since = None if full else run.since or datetime.fromisoformat(ran_at) - SAFETY
+    # An incremental pipeline run looks where every step looks (run.since); a full one from where the filter's
+    # own last run could see everything (`ran_at`, despite its name, is that time).
+    since = None if full else run.since or datetime.fromisoformat(ran_at)
     row = conn.execute(_statement(len(domains)), {
         **run.params, "since": since, "full": full, "internal_domains": domains, "know_domains": bool(domains),
         "title_re": INTERNAL_TITLE,
     }).fetchone()
-    remember(conn, run.workspace_id, "internal_filter", {**state, "ran_at": started.isoformat()})
+    remember(conn, run.workspace_id, "internal_filter", {**state, "ran_at": seen_from.isoformat()})
     changed = {f"conversations.{k}": row[k] for k in ("internal", "external", "unlinked", "reason")}
     return {k: v for k, v in changed.items() if v}
