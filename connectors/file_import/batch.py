@@ -110,8 +110,8 @@ def _scan(reader, transformer: Transformer, filename: str, pages: ParsedPages, s
     errors: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     with ForkedMap(enumerate(reader.chunks(CHUNK)), parse_alone) as parsed:
-        for (number, chunk), (report, written) in parsed:
-            pages.kept(number, written)
+        for (number, chunk), (report, digest) in parsed:
+            pages.kept(number, digest)
             page_errors, page_skipped, good, page_samples, state = report
             if not transformer.merge(state):  # its natural keys repeat an earlier page's: number them here
                 pages.forget()

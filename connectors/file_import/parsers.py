@@ -152,7 +152,7 @@ def column_parser(kind: str, order: str = "mdy") -> Parser | None:
 
 # --- the parsed pages preview keeps for apply --------------------------------------------------------------------
 
-_PAGES_FORMAT = 3  # bump when the stored form changes (changes to the parsing code are noticed by themselves)
+_PAGES_FORMAT = 4  # bump when the stored form changes (changes to the parsing code are noticed by themselves)
 
 
 @functools.lru_cache(maxsize=1)
@@ -180,7 +180,8 @@ class ParsedPages:
 
     Preview's page workers each `keep` their page in its own part file (`.parsed-pages.N`, marshal); `seal`
     joins the parts in page order into `.parsed-pages` and writes `.parsed-pages.key` last: the key, the stage
-    guesses and where each page starts and ends (so a truncated file is never trusted). Apply then `read`s the
+    guesses and where each page starts and ends with its digest (so a truncated or altered file is never
+    trusted: apply parses again from the first page that does not read back as written). Apply then `read`s the
     pages and has nothing left to do but send them: the server's COPY is apply's critical path and keeps one
     core busy, so everything else is done in preview, on both. marshal rather than pickle: the pages are plain
     values, they load fast, and loading them runs no code. A page that cannot be kept (a full disk, rows
@@ -193,6 +194,7 @@ class ParsedPages:
         self._data, self._key = (directory / name for name in self.FILES)
         self._keeping = False
         self._count = 0  # pages kept so far (their parts are numbered 0 … count - 1)
+        self._digests: dict[int, str] = {}  # page number -> digest of its part, as its worker wrote it
         # the uploaded file itself is named like our files: keep no pages
         self._off = stored_name.startswith(self.FILES[0])
 
@@ -209,23 +211,24 @@ class ParsedPages:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._keeping = not self._off
 
-    def keep(self, number: int, page: Callable[[], tuple]) -> bool:
-        """Write page `number`, as `page()` serialises it, to its part file (in a page worker); False if it could
-        not be serialised or written."""
+    def keep(self, number: int, page: Callable[[], tuple]) -> str | None:
+        """Write page `number`, as `page()` serialises it, to its part file (in a page worker): the digest of
+        what was written ("" when no pages are kept), None if it could not be serialised or written."""
         if not self._keeping:
-            return True
+            return ""
         try:
             blob = marshal.dumps(page())
             with self._part(number).open("wb") as f:
                 f.write(blob)
         except Exception:
-            return False
-        return True
+            return None
+        return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
-    def kept(self, number: int, written: bool) -> None:
-        """Note (in preview) that page `number`'s child kept it, or failed to: then keep no pages."""
-        if not written:
+    def kept(self, number: int, digest: str | None) -> None:
+        """Note (in preview) what `keep` gave for page `number`: None (not written) means keep no pages."""
+        if digest is None:
             self.forget()
+        self._digests[number] = digest or ""
         self._count = max(self._count, number + 1)
 
     def forget(self) -> None:
@@ -248,7 +251,7 @@ class ParsedPages:
                             size, sent = os.fstat(f.fileno()).st_size, 0
                             while sent < size:  # in the kernel: the pages never pass through this process
                                 sent += os.sendfile(out.fileno(), f.fileno(), sent, size - sent)
-                        spans.append((start, size))
+                        spans.append((start, size, self._digests.get(len(spans), "")))
                         start += size
                 self._key.write_bytes(marshal.dumps((_PAGES_FORMAT, key, guesses, spans)))
         except (ValueError, OSError):
@@ -270,9 +273,9 @@ class ParsedPages:
         self._data.unlink(missing_ok=True)
 
     # --- apply: read --------------------------------------------------------------------------------------------
-    def load(self, key: str) -> tuple[list[tuple[int, int]], list[tuple]] | None:
-        """(each page's (offset, size), stage guesses as sealed) if complete pages with this key are here, else
-        None."""
+    def load(self, key: str) -> tuple[list[tuple[int, int, str]], list[tuple]] | None:
+        """(each page's (offset, size, digest), stage guesses as sealed) if complete pages with this key are
+        here, else None."""
         if self._off:
             return None
         try:
@@ -284,13 +287,16 @@ class ParsedPages:
             return None
         return [tuple(span) for span in spans], guesses
 
-    def read(self, span: tuple[int, int]) -> tuple:
-        """The page at `span` (from `load`); `DamagedPages` if it cannot be read back."""
-        offset, size = span
+    def read(self, span: tuple[int, int, str]) -> tuple:
+        """The page at `span` (from `load`); `DamagedPages` if it cannot be read back as it was written."""
+        offset, size, digest = span
         try:
             with self._data.open("rb") as f:
                 f.seek(offset)
-                (cols, lines, digests), errors, skipped = marshal.loads(f.read(size))
+                blob = f.read(size)
+            if hashlib.blake2b(blob, digest_size=16).hexdigest() != digest:
+                raise ValueError("its content changed since it was written")
+            (cols, lines, digests), errors, skipped = marshal.loads(blob)
         except Exception as exc:
             raise DamagedPages(f"{self._data}: {type(exc).__name__}: {exc}") from None
         return (cols, lines, digests), errors, skipped
