@@ -122,7 +122,11 @@ INSERT INTO deal_contacts (workspace_id, deal_id, contact_id, source, role_sourc
 SELECT %(workspace_id)s, o.deal_id, c.id, 'inference', 'inferred_single_deal', 0.6
   FROM contacts c JOIN only_deal o ON o.account_id = c.account_id
  WHERE c.workspace_id = %(workspace_id)s AND c.deleted_at IS NULL /*infer*/
-   AND NOT {_OTHER_LINK.format(contact="c.id")}
+   -- another link, or this very one already (the same index probe: a full run over settled data then hands
+   -- the insert nothing, instead of 270k rows to test for conflicts one by one)
+   AND NOT EXISTS (SELECT 1 FROM deal_contacts x WHERE x.workspace_id = %(workspace_id)s AND x.contact_id = c.id
+                      AND (x.role_source IS DISTINCT FROM 'inferred_single_deal'
+                           OR (x.deal_id = o.deal_id AND x.source = 'inference')))
 ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 """
 
