@@ -17,6 +17,7 @@ import hashlib
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
 from datetime import date, datetime
 from decimal import Decimal
@@ -383,13 +384,19 @@ def _apply(db, settings, workspace_id, batch_id, run_pipeline: bool, started: fl
             with BulkGcPause():
                 if cached:  # serialised by preview: straight to the server
                     spans, guesses = cached
-                    try:
-                        for span in spans:
-                            part, page_errors, page_skipped = kept.read(span)
-                            write([part], page_errors, page_skipped)
-                            sent += 1
-                    except DamagedPages:  # the rest from the file (the pages before it parsed, not sent, again)
-                        cached = None
+                    # the next page is read and checked while the server loads this one (reading and hashing
+                    # release the GIL), so the server never waits for the disk between pages
+                    with ThreadPoolExecutor(1) as reader_thread:
+                        try:
+                            pending = reader_thread.submit(kept.read, spans[0]) if spans else None
+                            for number in range(len(spans)):
+                                part, page_errors, page_skipped = pending.result()
+                                if number + 1 < len(spans):
+                                    pending = reader_thread.submit(kept.read, spans[number + 1])
+                                write([part], page_errors, page_skipped)
+                                sent += 1
+                        except DamagedPages:  # the rest from the file (the pages before it parsed again, not sent)
+                            cached = None
                 if not cached:
                     def parsed_page(numbered):  # in a worker: a page parsed again, alone, and serialised
                         number, chunk = numbered
