@@ -333,10 +333,14 @@ def _send(fd: int, value: Any) -> None:
     """One length-prefixed message: marshal (fast, runs no code on load), pickle for what marshal cannot hold
     (an Excel row's datetimes)."""
     try:
-        blob = b"m" + marshal.dumps(value)
+        kind, blob = b"m", marshal.dumps(value)
     except ValueError:
-        blob = b"p" + pickle.dumps(value, protocol=5)
-    view = memoryview(len(blob).to_bytes(8, "little") + blob)
+        kind, blob = b"p", pickle.dumps(value, protocol=5)
+    header = (len(blob) + 1).to_bytes(8, "little") + kind
+    sent = os.writev(fd, [header, blob])
+    view = memoryview(blob)[max(sent - len(header), 0):]
+    if sent < len(header):  # not even the header went: send the rest of it first
+        view = memoryview(header[sent:] + blob)
     while view:
         view = view[os.write(fd, view):]
 
@@ -344,18 +348,19 @@ def _send(fd: int, value: Any) -> None:
 def _receive(fd: int) -> Any:
     """The next message from `fd`; EOFError if the other end closed (or died) before a whole one arrived."""
     header = _read_exactly(fd, 8)
-    blob = _read_exactly(fd, int.from_bytes(header, "little"))
+    blob = memoryview(_read_exactly(fd, int.from_bytes(header, "little")))
     return marshal.loads(blob[1:]) if blob[:1] == b"m" else pickle.loads(blob[1:])
 
 
-def _read_exactly(fd: int, size: int) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        chunk = os.read(fd, min(size - len(out), 1 << 20))
-        if not chunk:
+def _read_exactly(fd: int, size: int) -> bytearray:
+    out = bytearray(size)
+    view, got = memoryview(out), 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if not n:
             raise EOFError
-        out += chunk
-    return bytes(out)
+        got += n
+    return out
 
 
 class ForkedMap:
