@@ -135,3 +135,22 @@ def test_an_incremental_run_leaves_nothing_for_a_full_run_to_change(db, workspac
     linked = {k: v for k, v in after_incremental["conversations"].items() if k.startswith("wait-cv")}
     assert all(v["contact_id"] and v["link_method"] for v in linked.values()), linked  # found by e-mail, untouched
     assert all(v["deal_id"] for k, v in after_incremental["activities"].items() if k.startswith("wait-act"))
+
+
+def test_an_incremental_run_sees_what_a_transaction_older_than_the_last_run_committed_after_it(db, workspace):
+    """A sync's page transaction stamps its rows with its start time; one still open while a run reads commits
+    rows dated before that run. The next incremental run must still look at them."""
+    import psycopg
+
+    ws = workspace["id"]
+    with db.connection() as conn:
+        upsert_rows(conn, "deals", ws, [{"source": "hubspot", "source_id": "d1", "name": "First", "stage": "closedwon"}])
+    run_post_sync(db, ws, incremental=True)
+    with psycopg.connect(db.url) as late, late.transaction():
+        upsert_rows(late, "deals", ws, [{"source": "hubspot", "source_id": "d2", "name": "Late", "stage": "closedwon"}])
+        run_post_sync(db, ws, incremental=True)  # d2 is not committed yet: this run cannot see it
+    run_post_sync(db, ws, incremental=True)
+    with db.connection() as conn:
+        stages = {r["source_id"]: r["stage_normalized"] for r in conn.execute(
+            "SELECT source_id, stage_normalized FROM deals WHERE workspace_id = %s", (ws,)).fetchall()}
+    assert stages == {"d1": "closed_won", "d2": "closed_won"}

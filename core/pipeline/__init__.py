@@ -4,7 +4,8 @@ import (and on `pandora relink`).
 Steps register here with a name and an order; each receives a pooled connection (its own transaction, so one
 slow step never holds another's locks) and a `PipelineRun`:
 - `workspace_id`;
-- `since`: None for a full run; otherwise the start of the previous run, and a step may limit its work to
+- `since`: None for a full run; otherwise from when the previous run could see every row (its start, or the
+  start of a transaction still open then: `SEEN_FROM`), and a step may limit its work to
   rows created or updated since then (entity `updated_at` moves only when a sync or import changed a row; the
   pipeline's own updates never touch it) plus whatever those rows affect;
 - `context`: the workspace's context layer (thresholds, internal domains), read once per run;
@@ -84,6 +85,19 @@ def _load_builtin() -> None:
                 raise
 
 
+# From when this transaction can see every row. Rows carry their transaction's start time (updated_at = now()),
+# so a transaction open now may still commit rows dated before this one: the earliest start among this
+# database's other open client transactions bounds those (a microsecond before it, as later runs look at rows
+# stamped after this time). When sessions of other roles hide theirs (no pg_read_all_stats: their state reads
+# NULL), an hour before now instead. A session left idle in a transaction holds this back: later runs then
+# look at more rows than they need, never at fewer.
+SEEN_FROM = """(SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL) THEN now() - interval '1 hour'
+                       ELSE LEAST(now(), min(a.xact_start) - interval '1 microsecond') END
+                  FROM (SELECT 1) AS one
+                  LEFT JOIN pg_stat_activity a ON a.datname = current_database()
+                                               AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid())"""
+
+
 def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Run every registered step in order; returns [{name, ms, changed}] (kept in sync_log.steps).
 
@@ -91,8 +105,9 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
     workspace_id = str(workspace_id)
     with db.connection() as conn:
         row = conn.execute(
-            "UPDATE workspaces SET pipeline_ran_at = clock_timestamp() WHERE id = %(workspace_id)s"
-            " RETURNING (SELECT pipeline_ran_at FROM workspaces WHERE id = %(workspace_id)s) AS previous",
+            f"UPDATE workspaces SET pipeline_ran_at = clock_timestamp(), pipeline_seen_from = {SEEN_FROM}"
+            " WHERE id = %(workspace_id)s RETURNING (SELECT COALESCE(pipeline_seen_from, pipeline_ran_at)"
+            " FROM workspaces WHERE id = %(workspace_id)s) AS previous",
             {"workspace_id": workspace_id},
         ).fetchone()
         run = PipelineRun(workspace_id, row["previous"] if (incremental and row) else None, get_context(conn, workspace_id))

@@ -43,11 +43,11 @@ title regex runs only for conversations without an external participant, and the
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from functools import lru_cache
 
-from core.pipeline import register_step
+from core.pipeline import SEEN_FROM, register_step
 from core.pipeline.domains import internal_domains, last_used, remember
 
 # Bump when the classification rules change, so the next incremental run reclassifies everything.
@@ -161,29 +161,12 @@ def _statement(n_domains: int) -> str:
     return _CLASSIFY.format(domain_names=_domain_names(n_domains))
 
 
-SAFETY = timedelta(hours=1)
-
-# From when this run can see every row: rows carry their transaction's start time (updated_at = now()), so a
-# transaction open now may still commit rows dated before this run. The earliest start among this database's
-# open client transactions bounds those; when sessions of other roles hide theirs (no pg_read_all_stats:
-# their state reads NULL), SAFETY before now instead.
-_SEEN_FROM = """
-SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL) THEN now() - %(safety)s
-            -- a microsecond before: the next run looks at rows stamped after this time, and that transaction's
-            -- rows carry its start time exactly
-            ELSE LEAST(now(), min(a.xact_start) - interval '1 microsecond') END AS t
-  FROM (SELECT 1) AS one
-  LEFT JOIN pg_stat_activity a ON a.datname = current_database() AND a.backend_type = 'client backend'
-                               AND a.pid <> pg_backend_pid()
-"""
-
-
 @register_step("internal_filter", order=25)
 def classify_conversations(conn, run) -> dict[str, int]:
     domains = internal_domains(conn, run)
     state = {"rules": RULES_VERSION, "internal_domains": domains}
     last = last_used(conn, run.workspace_id, "internal_filter") or {}
-    seen_from = conn.execute(_SEEN_FROM, {"safety": SAFETY}).fetchone()["t"]
+    seen_from = conn.execute(f"SELECT {SEEN_FROM} AS t").fetchone()["t"]
     ran_at = last.pop("ran_at", None)
     full = last != state or ran_at is None
     # An incremental pipeline run looks where every step looks (run.since); a full one from where the filter's
