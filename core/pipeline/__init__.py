@@ -89,10 +89,11 @@ def _load_builtin() -> None:
 # so a transaction open now may still commit rows dated before this one: the earliest start among this
 # database's other open client transactions bounds those (a microsecond before it, as later runs look at rows
 # stamped after this time). When sessions of other roles hide theirs (no pg_read_all_stats: their state reads
-# NULL), an hour before now instead. A session left idle in a transaction holds this back: later runs then
-# look at more rows than they need, never at fewer.
+# NULL), an hour before now instead. Never more than an hour back: a session left idle in a transaction for
+# hours (a forgotten psql) would otherwise make every later run look at everything written since.
 SEEN_FROM = """(SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL) THEN now() - interval '1 hour'
-                       ELSE LEAST(now(), min(a.xact_start) - interval '1 microsecond') END
+                       ELSE LEAST(now(), GREATEST(min(a.xact_start), now() - interval '1 hour')
+                                         - interval '1 microsecond') END
                   FROM (SELECT 1) AS one
                   LEFT JOIN pg_stat_activity a ON a.datname = current_database()
                                                AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid())"""
