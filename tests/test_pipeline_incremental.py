@@ -154,3 +154,29 @@ def test_an_incremental_run_sees_what_a_transaction_older_than_the_last_run_comm
         stages = {r["source_id"]: r["stage_normalized"] for r in conn.execute(
             "SELECT source_id, stage_normalized FROM deals WHERE workspace_id = %s", (ws,)).fetchall()}
     assert stages == {"d1": "closed_won", "d2": "closed_won"}
+
+
+def test_with_no_other_transaction_open_the_next_run_starts_where_this_one_did(db, workspace):
+    """The watermark goes back only as far as a transaction that is open: none open, it is the run's start (a run
+    that looked back an hour every time would re-read an hour of syncs)."""
+    from datetime import timedelta
+
+    run_post_sync(db, workspace["id"], incremental=True)
+    with db.connection() as conn:
+        row = conn.execute("SELECT pipeline_ran_at - pipeline_seen_from AS gap FROM workspaces WHERE id = %s",
+                           (workspace["id"],)).fetchone()
+        filter_ran = conn.execute("SELECT now() - (state ->> 'ran_at')::timestamptz AS age FROM pipeline_state"
+                                  " WHERE workspace_id = %s AND step = 'internal_filter'", (workspace["id"],)).fetchone()
+    assert timedelta(0) <= row["gap"] < timedelta(seconds=5)
+    assert timedelta(0) <= filter_ran["age"] < timedelta(minutes=1)
+
+
+def test_a_failed_reverse_lookup_raises_its_own_error(db, workspace):
+    """The lookup restores the planner settings it changed, but not over a failed statement: the error a caller
+    sees (a statement timeout on a huge lookup, here a malformed workspace id) is the real one."""
+    import psycopg
+
+    from core.pipeline.lookups import rows_naming
+
+    with db.connection() as conn, pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        rows_naming(conn, "conversations", "emails", "not-a-uuid", ["ana@acme.io"])

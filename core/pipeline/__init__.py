@@ -92,8 +92,8 @@ def _load_builtin() -> None:
 # NULL), an hour before now instead. Never more than an hour back: a session left idle in a transaction for
 # hours (a forgotten psql) would otherwise make every later run look at everything written since.
 SEEN_FROM = """(SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL) THEN now() - interval '1 hour'
-                       ELSE LEAST(now(), GREATEST(min(a.xact_start), now() - interval '1 hour')
-                                         - interval '1 microsecond') END
+                       ELSE GREATEST(LEAST(now(), min(a.xact_start)), now() - interval '1 hour')
+                            - interval '1 microsecond' END
                   FROM (SELECT 1) AS one
                   LEFT JOIN pg_stat_activity a ON a.datname = current_database()
                                                AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid())"""

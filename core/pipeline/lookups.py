@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 _EXPRESSIONS = {"emails": "pandora_participant_emails(participants)", "crm_ids": "pandora_crm_ref_ids(source_data)"}
 _TABLES = frozenset({"conversations", "activities"})
 
@@ -30,7 +32,8 @@ def rows_naming(conn, table: str, kind: str, workspace_id: Any, values: list[str
             f"SELECT id FROM (SELECT id, workspace_id FROM {table} WHERE {_EXPRESSIONS[kind]} ?| %(values)s::text[]"
             " OFFSET 0) AS hit WHERE workspace_id = %(workspace_id)s",  # table and expression: fixed sets above
             {"values": values, "workspace_id": workspace_id}).fetchall()
-    finally:
-        conn.execute("SELECT set_config('enable_seqscan', %(seq)s, true), set_config('enable_indexscan', %(idx)s, true)",
-                     previous)
+    finally:  # (after a failed statement the transaction is lost anyway: let its error through)
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("SELECT set_config('enable_seqscan', %(seq)s, true),"
+                         " set_config('enable_indexscan', %(idx)s, true)", previous)
     return [r["id"] for r in rows]
