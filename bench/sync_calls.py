@@ -19,25 +19,19 @@ Reported:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-
+from bench._scratch import scratch_database, timed_sync  # noqa: E402
 from connectors.gong.connector import HEADROOM, RATE_PER_SECOND, GongConnector  # noqa: E402
 from core.connections import save_connection  # noqa: E402
 from core.credentials import Vault  # noqa: E402
-from core.db import embedded  # noqa: E402
 from core.db.database import Database  # noqa: E402
-from core.db.migrate import migrate_url  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.sync import orchestrator, registry  # noqa: E402
+from core.sync import registry  # noqa: E402
 from core.workspaces import create_workspace  # noqa: E402
 from tests.fakes.gong_api import FakeGong, make_call, make_user  # noqa: E402
 
@@ -76,83 +70,59 @@ def main() -> None:
         args.reps, args.calls = 4, 300
 
     settings = Settings.from_env()
-    server = settings.database_url or embedded.server_uri(settings.pandora_home)
-    dbname = f"pandora_bench_{os.getpid()}"
-    maint = psycopg.connect(server, autocommit=True)
-    maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     fake = FakeGong(KEY, SECRET, page_size=args.page_size, per_second=RATE_PER_SECOND).start()
     previous = registry._CONNECTORS.get("gong")
-    db = None
     try:
-        url = embedded.with_database(server, dbname)
-        migrate_url(url, settings.migrations_dir)
-        db = Database(url, min_size=1, max_size=4)
-        vault = Vault.from_settings(settings)
-        fake.users = [rep(r) for r in range(args.reps)]
-        fake.calls = [call(r, n) for r in range(args.reps) for n in range(args.calls)]
-        registry.register(GongConnector(fake.url))
-        users = [{"id": u["id"], "name": f"{u['firstName']} {u['lastName']}", "email": u["emailAddress"]}
-                 for u in fake.users]
-        with db.connection() as conn:
-            ws = str(create_workspace(conn, "Bench calls")["id"])
-            save_connection(conn, vault, ws, "gong", {"access_key": KEY, "access_key_secret": SECRET},
-                            metadata={"users": users, "tracked_users": users})
+        with scratch_database(settings) as url, Database(url, min_size=1, max_size=4) as db:
+            vault = Vault.from_settings(settings)
+            fake.users = [rep(r) for r in range(args.reps)]
+            fake.calls = [call(r, n) for r in range(args.reps) for n in range(args.calls)]
+            registry.register(GongConnector(fake.url))
+            users = [{"id": u["id"], "name": f"{u['firstName']} {u['lastName']}", "email": u["emailAddress"]}
+                     for u in fake.users]
+            with db.connection() as conn:
+                ws = str(create_workspace(conn, "Bench calls")["id"])
+                save_connection(conn, vault, ws, "gong", {"access_key": KEY, "access_key_secret": SECRET},
+                                metadata={"users": users, "tracked_users": users})
 
-        write_time = [0.0]
-        real_upsert = orchestrator.upsert_rows
+            total = args.reps * args.calls
+            print(f"fake Gong: {args.reps} tracked reps × {args.calls:,} calls = {total:,} calls, pages of "
+                  f"{args.page_size}, limit {RATE_PER_SECOND:g} requests / rolling second; syncing…", flush=True)
+            report, wall, write_s, _ = timed_sync(db, vault, ws, "gong")
+            if report.status != "succeeded":
+                print(f"sync failed: {report.error}")
+                return
+            with db.connection() as conn:
+                stored = conn.execute("SELECT count(*) AS n, count(DISTINCT source_data->>'primary_user_id') AS reps"
+                                      " FROM conversations WHERE workspace_id = %s AND source = 'gong'",
+                                      (ws,)).fetchone()
+            requests = len(fake.calls_requests())
+            steps_s = sum(s.get("ms", 0) for s in report.steps) / 1000
+            api_wall = wall - steps_s
+            # n requests paced at r/s span (n - 1) / r seconds; the last one's answer and write close the phase.
+            achieved = (requests - 1) / api_wall if requests > 1 else 0.0
+            share = achieved / RATE_PER_SECOND
+            expected_pages = args.reps * max(1, -(-args.calls // args.page_size))
 
-        def timed_upsert(conn, table, workspace_id, rows, **kw):
-            t = time.perf_counter()
-            try:
-                return real_upsert(conn, table, workspace_id, rows, **kw)
-            finally:
-                write_time[0] += time.perf_counter() - t
-        orchestrator.upsert_rows = timed_upsert
-
-        total = args.reps * args.calls
-        print(f"fake Gong: {args.reps} tracked reps × {args.calls:,} calls = {total:,} calls, pages of "
-              f"{args.page_size}, limit {RATE_PER_SECOND:g} requests / rolling second; syncing…", flush=True)
-        started = time.perf_counter()
-        report = orchestrator.SyncEngine(db, vault).run(ws, "gong")
-        wall = time.perf_counter() - started
-        orchestrator.upsert_rows = real_upsert
-        if report.status != "succeeded":
-            print(f"sync failed: {report.error}")
-            return
-        with db.connection() as conn:
-            stored = conn.execute("SELECT count(*) AS n, count(DISTINCT source_data->>'primary_user_id') AS reps"
-                                  " FROM conversations WHERE workspace_id = %s AND source = 'gong'",
-                                  (ws,)).fetchone()
-        requests = len(fake.calls_requests())
-        steps_s = sum(s.get("ms", 0) for s in report.steps) / 1000
-        api_wall = wall - steps_s
-        # n requests paced at r/s span (n - 1) / r seconds; the last one's answer and write close the phase.
-        achieved = (requests - 1) / api_wall if requests > 1 else 0.0
-        share = achieved / RATE_PER_SECOND
-        expected_pages = args.reps * max(1, -(-args.calls // args.page_size))
-
-        print(f"\ncalls stored   {stored['n']:,} of {total:,} ({stored['reps']} reps), {report.pages} pages")
-        print(f"requests       {requests:,} (expected {expected_pages:,}); {len(fake.log):,} received incl. "
-              f"retries")
-        print(f"wall time      {wall:.1f} s (API phase {api_wall:.1f} s, post-sync pipeline {steps_s:.1f} s)")
-        print(f"throughput     {achieved:.2f} requests/s vs limit {RATE_PER_SECOND:g}/s = {share:.1%} of the limit "
-              f"(target >= 90 %;\n               the connector paces at {HEADROOM:.0%} of it, so that is the ceiling)")
-        print(f"violations     {fake.violations} (429s from the rolling second; target 0)")
-        print(f"write path     {write_time[0]:.2f} s inside upsert_rows = {write_time[0] / api_wall:.1%} of the API "
-              f"phase ({stored['n'] / write_time[0]:,.0f} rows/s)")
-        ok = stored["n"] == total and stored["reps"] == args.reps
-        print(f"  {'PASS' if ok else 'FAIL'}  every call stored once")
-        print(f"  {'PASS' if share >= 0.90 else 'FAIL'}  throughput >= 90 % of Gong's limit ({share:.1%})")
-        print(f"  {'PASS' if fake.violations == 0 else 'FAIL'}  no rate-limit violations ({fake.violations})")
+            print(f"\ncalls stored   {stored['n']:,} of {total:,} ({stored['reps']} reps), {report.pages} pages")
+            print(f"requests       {requests:,} (expected {expected_pages:,}); {len(fake.log):,} received incl. "
+                  f"retries")
+            print(f"wall time      {wall:.1f} s (API phase {api_wall:.1f} s, post-sync pipeline {steps_s:.1f} s)")
+            print(f"throughput     {achieved:.2f} requests/s vs limit {RATE_PER_SECOND:g}/s = {share:.1%} of the "
+                  f"limit (target >= 90 %;\n               the connector paces at {HEADROOM:.0%} of it, so that is "
+                  "the ceiling)")
+            print(f"violations     {fake.violations} (429s from the rolling second; target 0)")
+            print(f"write path     {write_s:.2f} s inside upsert_rows = {write_s / api_wall:.1%} of the API "
+                  f"phase ({stored['n'] / write_s:,.0f} rows/s)")
+            ok = stored["n"] == total and stored["reps"] == args.reps
+            print(f"  {'PASS' if ok else 'FAIL'}  every call stored once")
+            print(f"  {'PASS' if share >= 0.90 else 'FAIL'}  throughput >= 90 % of Gong's limit ({share:.1%})")
+            print(f"  {'PASS' if fake.violations == 0 else 'FAIL'}  no rate-limit violations ({fake.violations})")
     finally:
         fake.stop()
         registry.unregister("gong")
         if previous is not None:
             registry.register(previous)
-        if db is not None:
-            db.close()
-        maint.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        maint.close()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Reported:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -30,15 +29,14 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from bench._scratch import scratch_database, timed_sync  # noqa: E402
 from connectors.hubspot.connector import HubSpotConnector  # noqa: E402
 from connectors.hubspot.normalize import normalize_contact, normalize_deal  # noqa: E402
 from core.connections import save_connection  # noqa: E402
 from core.credentials import Vault  # noqa: E402
-from core.db import embedded  # noqa: E402
 from core.db.database import Database  # noqa: E402
-from core.db.migrate import migrate_url  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.sync import orchestrator, registry  # noqa: E402
+from core.sync import registry  # noqa: E402
 from core.sync.protocol import StreamContext  # noqa: E402
 from core.workspaces import create_workspace  # noqa: E402
 from tests.fakes.hubspot_api import FakeHubSpot, record  # noqa: E402
@@ -98,93 +96,69 @@ def main() -> None:
     deals, contacts = int(100_000 * args.scale), int(200_000 * args.scale)
 
     settings = Settings.from_env()
-    server = settings.database_url or embedded.server_uri(settings.pandora_home)
-    dbname = f"pandora_bench_{os.getpid()}"
-    maint = psycopg.connect(server, autocommit=True)
-    maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     fake = FakeHubSpot().start()
-    db = None
     try:
-        url = embedded.with_database(server, dbname)
-        migrate_url(url, settings.migrations_dir)
-        db = Database(url, min_size=1, max_size=4)
-        vault = Vault.from_settings(settings)
-        portal = fake.add_portal(1, TOKEN)
-        portal.store("deals").factory, portal.store("deals").generated = make_deal, range(DEAL0, DEAL0 + deals)
-        portal.store("contacts").factory = make_contact
-        portal.store("contacts").generated = range(CONTACT0, CONTACT0 + contacts)
-        portal.assoc_factory = associations
-        fake.max_requests, fake.window = args.limit, args.window
-        registry.register(HubSpotConnector(fake.url, objects=("contacts", "deals")))
-        with db.connection() as conn:
-            ws = str(create_workspace(conn, "Bench sync")["id"])
-            ref_ws = str(create_workspace(conn, "Bench COPY")["id"])
-            save_connection(conn, vault, ws, "hubspot", {"access_token": TOKEN},
-                            metadata={"rate_limit": {"per_10s": args.limit, "window": args.window}})
+        with scratch_database(settings) as url, Database(url, min_size=1, max_size=4) as db:
+            vault = Vault.from_settings(settings)
+            portal = fake.add_portal(1, TOKEN)
+            portal.store("deals").factory, portal.store("deals").generated = make_deal, range(DEAL0, DEAL0 + deals)
+            portal.store("contacts").factory = make_contact
+            portal.store("contacts").generated = range(CONTACT0, CONTACT0 + contacts)
+            portal.assoc_factory = associations
+            fake.max_requests, fake.window = args.limit, args.window
+            registry.register(HubSpotConnector(fake.url, objects=("contacts", "deals")))
+            with db.connection() as conn:
+                ws = str(create_workspace(conn, "Bench sync")["id"])
+                ref_ws = str(create_workspace(conn, "Bench COPY")["id"])
+                save_connection(conn, vault, ws, "hubspot", {"access_token": TOKEN},
+                                metadata={"rate_limit": {"per_10s": args.limit, "window": args.window}})
 
-        write_time, write_rows = [0.0], [0]
-        real_upsert = orchestrator.upsert_rows
+            print(f"fake HubSpot: {deals:,} deals + {contacts:,} contacts, limit {args.limit} requests / "
+                  f"{args.window:g} s; syncing…", flush=True)
+            report, wall, write_s, write_n = timed_sync(db, vault, ws, "hubspot")
+            if report.status != "succeeded":
+                print(f"sync failed: {report.error}")
+                return
+            api = list(fake.log)
+            steps_ms = sum(s.get("ms", 0) for s in report.steps)
+            api_wall = wall - steps_ms / 1000  # the post-sync pipeline makes no requests
+            written = sum(c["inserted"] + c["updated"] for c in report.counts.values())
+            rate_limit = args.limit / args.window
+            achieved = len(api) / api_wall
 
-        def timed_upsert(conn, table, workspace_id, rows, **kw):
-            t = time.perf_counter()
-            try:
-                return real_upsert(conn, table, workspace_id, rows, **kw)
-            finally:
-                write_time[0] += time.perf_counter() - t
-                write_rows[0] += len(rows)
-        orchestrator.upsert_rows = timed_upsert
+            # The reference: the same rows (normalized exactly as the sync did) by plain COPY, same tables.
+            with db.connection() as conn:
+                meta = conn.execute("SELECT metadata FROM connections WHERE workspace_id = %s",
+                                    (ws,)).fetchone()["metadata"]
+            ctx = StreamContext(ref_ws, "hubspot", meta)
+            contact_rows = [normalize_contact(make_contact(i), ctx) for i in range(CONTACT0, CONTACT0 + contacts)]
+            deal_rows = []
+            for i in range(DEAL0, DEAL0 + deals):
+                raw = make_deal(i)
+                raw["associations"] = {"contacts": [{"id": c, "label": None, "primary": False}
+                                                    for c, _ in associations("deals", "contacts", str(i))]}
+                deal_rows.append(normalize_deal(raw, ctx))
+            with psycopg.connect(url) as conn:
+                copy_s = (plain_copy(conn, ref_ws, "contacts", contact_rows)
+                          + plain_copy(conn, ref_ws, "deals", deal_rows))
+            copy_rows = len(contact_rows) + len(deal_rows)
+            entity_rows = report.counts["contacts"]["inserted"] + report.counts["deals"]["inserted"]
 
-        print(f"fake HubSpot: {deals:,} deals + {contacts:,} contacts, limit {args.limit} requests / "
-              f"{args.window:g} s; syncing…", flush=True)
-        started = time.perf_counter()
-        report = orchestrator.SyncEngine(db, vault).run(ws, "hubspot")
-        wall = time.perf_counter() - started
-        orchestrator.upsert_rows = real_upsert
-        if report.status != "succeeded":
-            print(f"sync failed: {report.error}")
-            return
-        api = list(fake.log)
-        steps_ms = sum(s.get("ms", 0) for s in report.steps)
-        api_wall = wall - steps_ms / 1000  # the post-sync pipeline makes no requests
-        written = sum(c["inserted"] + c["updated"] for c in report.counts.values())
-        rate_limit = args.limit / args.window
-        achieved = len(api) / api_wall
-
-        # The reference: the same rows (normalized exactly as the sync did) by plain COPY, same tables.
-        with db.connection() as conn:
-            meta = conn.execute("SELECT metadata FROM connections WHERE workspace_id = %s", (ws,)).fetchone()["metadata"]
-        ctx = StreamContext(ref_ws, "hubspot", meta)
-        contact_rows = [normalize_contact(make_contact(i), ctx) for i in range(CONTACT0, CONTACT0 + contacts)]
-        deal_rows = []
-        for i in range(DEAL0, DEAL0 + deals):
-            raw = make_deal(i)
-            raw["associations"] = {"contacts": [{"id": c, "label": None, "primary": False}
-                                                for c, _ in associations("deals", "contacts", str(i))]}
-            deal_rows.append(normalize_deal(raw, ctx))
-        with psycopg.connect(url) as conn:
-            copy_s = plain_copy(conn, ref_ws, "contacts", contact_rows) + plain_copy(conn, ref_ws, "deals", deal_rows)
-        copy_rows = len(contact_rows) + len(deal_rows)
-        entity_rows = report.counts["contacts"]["inserted"] + report.counts["deals"]["inserted"]
-
-        print(f"\nsync {wall:.1f} s (API phase {api_wall:.1f} s, post-sync pipeline {steps_ms / 1000:.1f} s); "
-              f"{report.pages} pages, {written:,} rows written ({entity_rows:,} deals+contacts, "
-              f"{report.counts.get('deal_stage_history', {}).get('inserted', 0):,} stage history, "
-              f"{report.counts.get('deal_contacts', {}).get('inserted', 0):,} deal_contacts)")
-        print(f"requests       {len(api):,} in {api_wall:.1f} s = {achieved:.2f}/s vs limit {rate_limit:.2f}/s "
-              f"= {achieved / rate_limit:.1%} of the limit (target >= 90 %)")
-        print(f"violations     {fake.violations} (429s from the rolling window; target 0)")
-        print(f"sync rows/s    {entity_rows / wall:,.0f} deals+contacts per second overall (API-bound)")
-        path_rps = write_rows[0] / write_time[0]
-        print(f"write path     {path_rps:,.0f} rows/s inside upsert_rows ({write_time[0]:.2f} s for "
-              f"{write_rows[0]:,} rows: deals, contacts, stage history)")
-        print(f"plain COPY     {copy_rows / copy_s:,.0f} rows/s (deals + contacts, same tables, commit per 100) "
-              f"-> write path = {path_rps / (copy_rows / copy_s):.2f}x plain COPY's rows/s")
+            print(f"\nsync {wall:.1f} s (API phase {api_wall:.1f} s, post-sync pipeline {steps_ms / 1000:.1f} s); "
+                  f"{report.pages} pages, {written:,} rows written ({entity_rows:,} deals+contacts, "
+                  f"{report.counts.get('deal_stage_history', {}).get('inserted', 0):,} stage history, "
+                  f"{report.counts.get('deal_contacts', {}).get('inserted', 0):,} deal_contacts)")
+            print(f"requests       {len(api):,} in {api_wall:.1f} s = {achieved:.2f}/s vs limit {rate_limit:.2f}/s "
+                  f"= {achieved / rate_limit:.1%} of the limit (target >= 90 %)")
+            print(f"violations     {fake.violations} (429s from the rolling window; target 0)")
+            print(f"sync rows/s    {entity_rows / wall:,.0f} deals+contacts per second overall (API-bound)")
+            path_rps = write_n / write_s
+            print(f"write path     {path_rps:,.0f} rows/s inside upsert_rows ({write_s:.2f} s for "
+                  f"{write_n:,} rows: deals, contacts, stage history)")
+            print(f"plain COPY     {copy_rows / copy_s:,.0f} rows/s (deals + contacts, same tables, commit per 100) "
+                  f"-> write path = {path_rps / (copy_rows / copy_s):.2f}x plain COPY's rows/s")
     finally:
         fake.stop()
-        if db is not None:
-            db.close()
-        maint.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        maint.close()
 
 
 if __name__ == "__main__":
