@@ -71,13 +71,12 @@ def main() -> None:
 
     settings = Settings.from_env()
     fake = FakeGong(KEY, SECRET, page_size=args.page_size, per_second=RATE_PER_SECOND).start()
-    previous = registry._CONNECTORS.get("gong")
     try:
-        with scratch_database(settings) as url, Database(url, min_size=1, max_size=4) as db:
+        with (scratch_database(settings) as url, Database(url, min_size=1, max_size=4) as db,
+              registry.registered(GongConnector(fake.url))):
             vault = Vault.from_settings(settings)
             fake.users = [rep(r) for r in range(args.reps)]
             fake.calls = [call(r, n) for r in range(args.reps) for n in range(args.calls)]
-            registry.register(GongConnector(fake.url))
             users = [{"id": u["id"], "name": f"{u['firstName']} {u['lastName']}", "email": u["emailAddress"]}
                      for u in fake.users]
             with db.connection() as conn:
@@ -120,9 +119,6 @@ def main() -> None:
             print(f"  {'PASS' if fake.violations == 0 else 'FAIL'}  no rate-limit violations ({fake.violations})")
     finally:
         fake.stop()
-        registry.unregister("gong")
-        if previous is not None:
-            registry.register(previous)
 
 
 if __name__ == "__main__":

@@ -56,16 +56,10 @@ def test_reps_are_fetched_one_after_another_under_the_limit_without_a_429(db, va
         with db.connection() as conn:
             save_connection(conn, vault, workspace["id"], "gong", {"access_key": KEY, "access_key_secret": SECRET},
                             metadata={"users": users, "tracked_users": users})
-        previous = registry._CONNECTORS.get("gong")
-        registry.register(VirtualClockGong(fake.url, clock))
-        try:
+        with registry.registered(VirtualClockGong(fake.url, clock)):
             started = clock.now()
             report = SyncEngine(db, vault, sleep=clock.sleep).run(workspace["id"], "gong")
             elapsed = clock.now() - started
-        finally:
-            registry.unregister("gong")
-            if previous is not None:
-                registry.register(previous)
 
     assert report.status == "succeeded", report.error
     assert fake.violations == 0

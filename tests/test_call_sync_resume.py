@@ -40,12 +40,8 @@ def directory() -> list[dict]:
 
 
 def swap_connector(connector):
-    previous = registry._CONNECTORS.get(connector.name)
-    registry.register(connector)
-    yield connector
-    registry.unregister(connector.name)
-    if previous is not None:
-        registry.register(previous)
+    with registry.registered(connector):
+        yield connector
 
 
 @pytest.fixture

@@ -78,12 +78,9 @@ def connector(drive):
     from connectors import load_all
 
     load_all()
-    previous = registry._CONNECTORS.get("google_drive")
-    c = registry.register(GoogleDriveConnector(drive.url, token_url=f"{drive.url}/token", page_size=2))
-    yield c
-    registry.unregister("google_drive")
-    if previous is not None:
-        registry.register(previous)
+    c = GoogleDriveConnector(drive.url, token_url=f"{drive.url}/token", page_size=2)
+    with registry.registered(c):
+        yield c
 
 
 def credentials(drive: FakeDrive) -> dict:

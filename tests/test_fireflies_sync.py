@@ -34,12 +34,9 @@ def connector(fireflies):
     from connectors import load_all
 
     load_all()
-    previous = registry._CONNECTORS.get("fireflies")
-    c = registry.register(FirefliesConnector(fireflies.url, page_size=3))
-    yield c
-    registry.unregister("fireflies")
-    if previous is not None:
-        registry.register(previous)
+    c = FirefliesConnector(fireflies.url, page_size=3)
+    with registry.registered(c):
+        yield c
 
 
 def connect(db, vault, ws, tracked=(JON,), key=KEY, **metadata):

@@ -38,12 +38,9 @@ def connector(gong):
     from connectors import load_all
 
     load_all()
-    previous = registry._CONNECTORS.get("gong")
-    c = registry.register(GongConnector(gong.url))
-    yield c
-    registry.unregister("gong")
-    if previous is not None:
-        registry.register(previous)
+    c = GongConnector(gong.url)
+    with registry.registered(c):
+        yield c
 
 
 def connect(db, vault, workspace_id, tracked=(JON,), **metadata) -> None:

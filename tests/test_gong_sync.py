@@ -179,17 +179,11 @@ def test_the_client_keeps_under_three_requests_per_second(db, vault, workspace):
     """Real clock and sleep against a fake that 429s a 4th request within any second: no violations."""
     with FakeGong(KEY, SECRET, page_size=1, per_second=3) as fake:
         seed(fake)
-        previous = registry._CONNECTORS.get("gong")
-        registry.register(GongConnector(fake.url))
-        try:
+        with registry.registered(GongConnector(fake.url)):
             connect(db, vault, workspace["id"], tracked=(JON, DANA), rate_limit={"attempts": 1})
             started = time.monotonic()
             report = SyncEngine(db, vault).run(workspace["id"], "gong")
             elapsed = time.monotonic() - started
-        finally:
-            registry.unregister("gong")
-            if previous is not None:
-                registry.register(previous)
     assert report.status == "succeeded", report.error
     assert fake.violations == 0
     requests = len(fake.calls_requests())

@@ -91,12 +91,9 @@ def connector(hubspot):
     from connectors import load_all
 
     load_all()  # first, so a later load_all (the sidecar's) cannot replace the fake-pointed connector
-    previous = registry._CONNECTORS.get("hubspot")
-    c = registry.register(HubSpotConnector(hubspot.url, list_page=2, search_page=3))
-    yield c
-    registry.unregister("hubspot")
-    if previous is not None:
-        registry.register(previous)
+    c = HubSpotConnector(hubspot.url, list_page=2, search_page=3)
+    with registry.registered(c):
+        yield c
 
 
 def connect(db, vault, workspace_id, credentials: dict | None = None, **metadata) -> None:

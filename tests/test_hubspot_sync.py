@@ -132,9 +132,7 @@ def test_more_than_ten_thousand_changes_with_tied_timestamps_all_arrive(db, vaul
     from core.sync.orchestrator import SyncEngine
     from tests.test_hubspot_support import connect
 
-    previous = registry._CONNECTORS.get("hubspot")
-    registry.register(HubSpotConnector(hubspot.url, objects=("deals",), search_page=200))
-    try:
+    with registry.registered(HubSpotConnector(hubspot.url, objects=("deals",), search_page=200)):
         connect(db, vault, workspace["id"])
         engine = SyncEngine(db, vault, sleep=sleeps.append)
         engine.run(workspace["id"], "hubspot")
@@ -153,10 +151,6 @@ def test_more_than_ten_thousand_changes_with_tied_timestamps_all_arrive(db, vaul
         assert all(int(b.get("after") or 0) == 0 for _, _, b in hubspot.requests_to("/deals/search"))
         assert any(f["operator"] == "EQ" for _, _, b in hubspot.requests_to("/deals/search")
                    for f in b.get("filterGroups", [{}])[0].get("filters", []))  # the tie-break walk ran
-    finally:
-        registry.unregister("hubspot")
-        if previous is not None:
-            registry.register(previous)
 
 
 def test_archived_records_are_soft_deleted_and_restored_ones_come_back(engine, connected, hubspot):
@@ -219,10 +213,8 @@ def test_properties_that_do_not_fit_the_url_are_batch_read(db, vault, workspace,
     from core.sync.orchestrator import SyncEngine
     from tests.test_hubspot_support import connect
 
-    previous = registry._CONNECTORS.get("hubspot")
-    registry.register(HubSpotConnector(hubspot.url, objects=("deals",), url_budget=220))
     hubspot.max_url = 600
-    try:
+    with registry.registered(HubSpotConnector(hubspot.url, objects=("deals",), url_budget=220)):
         connect(db, vault, workspace["id"])
         report = SyncEngine(db, vault, sleep=sleeps.append).run(workspace["id"], "hubspot")
         assert report.status == "succeeded", report.error
@@ -230,10 +222,6 @@ def test_properties_that_do_not_fit_the_url_are_batch_read(db, vault, workspace,
         [d] = rows(db, workspace, "SELECT custom_fields, stage_entered_at FROM deals WHERE workspace_id = %s"
                    " AND source_id = %s", "19171005526")
         assert d["custom_fields"]["renewal_risk"] == 42.5 and d["stage_entered_at"] is not None
-    finally:
-        registry.unregister("hubspot")
-        if previous is not None:
-            registry.register(previous)
 
 
 def test_the_backfill_reads_the_associations_the_sync_stored(engine, connected):

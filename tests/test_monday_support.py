@@ -47,13 +47,9 @@ def connector(monday):
     from connectors import load_all
 
     load_all()
-    previous = registry._CONNECTORS.get("monday")
-    c = registry.register(MondayConnector(monday.url, page_size=2, board_page_size=2, user_page_size=1,
-                                          activity_page_size=2))
-    yield c
-    registry.unregister("monday")
-    if previous is not None:
-        registry.register(previous)
+    c = MondayConnector(monday.url, page_size=2, board_page_size=2, user_page_size=1, activity_page_size=2)
+    with registry.registered(c):
+        yield c
 
 
 @pytest.fixture

@@ -41,14 +41,8 @@ def fakes():
         email = {u["user_id"]: u["email"] for u in FF_USERS}
         fireflies.transcripts = [transcript(f"{uid}-{n}", email[uid], T0 - n * 86_400_000)
                                  for uid, k in FF_CALLS.items() for n in range(k)]
-        saved = {name: registry._CONNECTORS.get(name) for name in ("gong", "fireflies")}
-        registry.register(GongConnector(gong.url))
-        registry.register(FirefliesConnector(fireflies.url))
-        yield gong, fireflies
-        for name, previous in saved.items():
-            registry.unregister(name)
-            if previous is not None:
-                registry.register(previous)
+        with registry.registered(GongConnector(gong.url), FirefliesConnector(fireflies.url)):
+            yield gong, fireflies
 
 
 @pytest.fixture

@@ -173,3 +173,22 @@ def test_request_bodies_merge_nested_objects_key_by_key():
     assert merged == {"query": "q", "variables": {"limit": 50, "email": "ana@x.io", "fromDate": "2026"},
                       "filter": {"a": 1, "b": [2]}}
     assert body == {"query": "q", "variables": {"limit": 50}, "filter": {"a": 1}}  # the stream's own body is untouched
+
+
+def test_a_connector_registered_for_a_block_gives_back_what_was_there():
+    from types import SimpleNamespace
+
+    from core.sync import registry
+
+    before, fake = SimpleNamespace(name="registry_probe"), SimpleNamespace(name="registry_probe")
+    registry.register(before)
+    try:
+        with pytest.raises(RuntimeError), registry.registered(fake):
+            assert registry.get("registry_probe") is fake
+            raise RuntimeError("the test failed mid-way")
+        assert registry.get("registry_probe") is before
+    finally:
+        registry.unregister("registry_probe")
+    with registry.registered(fake):
+        assert registry.get("registry_probe") is fake
+    assert "registry_probe" not in registry.names()

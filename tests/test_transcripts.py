@@ -243,24 +243,19 @@ def fireflies(db, vault, workspace, engine):
     from connectors import load_all
 
     load_all()
-    previous = registry._CONNECTORS.get("fireflies")
-    with FakeFireflies(FF_KEY) as fake:
+    with FakeFireflies(FF_KEY) as fake, registry.registered(FirefliesConnector(fake.url)):
         fake.sentences[FF_CALL] = [
             sentence(0, "Jon Snow", "How do you forecast today?", 1.5),
             sentence(1, "Jon Snow", "Walk me through it.", 3.0),
             sentence(2, "Ada Example", "Spreadsheets. And pricing has to stay under budget.", 75.2, speaker_id=1),
             sentence(3, None, "Hello?", 80.0, speaker_id=7),
         ]
-        registry.register(FirefliesConnector(fake.url))
         with db.connection() as conn:
             save_connection(conn, vault, workspace["id"], "fireflies", {"api_key": FF_KEY}, metadata={
                 "rate_limit": {"requests": 100_000, "period": 1},
                 "tracked_users": [{"id": "u1", "name": "Jon Snow", "email": "jon.snow@example.com"}]})
         assert engine.run(workspace["id"], "fireflies").status == "succeeded"
         yield fake
-    registry.unregister("fireflies")
-    if previous is not None:
-        registry.register(previous)
 
 
 def test_fireflies_sentences_become_speaker_turns(db, vault, workspace, fireflies, sleeps):
