@@ -180,3 +180,17 @@ def test_a_failed_reverse_lookup_raises_its_own_error(db, workspace):
 
     with db.connection() as conn, pytest.raises(psycopg.errors.InvalidTextRepresentation):
         rows_naming(conn, "conversations", "emails", "not-a-uuid", ["ana@acme.io"])
+
+
+def test_planner_settings_hold_for_the_block_and_are_put_back(db):
+    from core.db.planner import planner
+
+    def current(conn):
+        return conn.execute("SELECT current_setting('enable_nestloop') AS n, current_setting('enable_seqscan') AS s"
+                            ).fetchone()
+
+    with db.connection() as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")
+        with planner(conn, enable_nestloop="off", enable_seqscan="on"):
+            assert current(conn) == {"n": "off", "s": "on"}
+        assert current(conn) == {"n": "on", "s": "off"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
+from core.db.planner import planner
 
 _EXPRESSIONS = {"emails": "pandora_participant_emails(participants)", "crm_ids": "pandora_crm_ref_ids(source_data)"}
 _TABLES = frozenset({"conversations", "activities"})
@@ -22,18 +22,11 @@ def rows_naming(conn, table: str, kind: str, workspace_id: Any, values: list[str
     if not values:
         return []
     assert table in _TABLES and kind in _EXPRESSIONS, (table, kind)
-    previous = conn.execute("SELECT current_setting('enable_seqscan') AS seq, current_setting('enable_indexscan') AS idx"
-                            ).fetchone()
-    conn.execute("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)")
-    try:
-        # OFFSET 0 keeps the workspace condition out of the scan: a bitmap over a (workspace_id, …) btree would
-        # otherwise win the planner's pricing and evaluate the expression on every row of the workspace.
+    # OFFSET 0 keeps the workspace condition out of the scan: a bitmap over a (workspace_id, …) btree would
+    # otherwise win the planner's pricing and evaluate the expression on every row of the workspace.
+    with planner(conn, enable_seqscan="off", enable_indexscan="off"):
         rows = conn.execute(
             f"SELECT id FROM (SELECT id, workspace_id FROM {table} WHERE {_EXPRESSIONS[kind]} ?| %(values)s::text[]"
             " OFFSET 0) AS hit WHERE workspace_id = %(workspace_id)s",  # table and expression: fixed sets above
             {"values": values, "workspace_id": workspace_id}).fetchall()
-    finally:  # (after a failed statement the transaction is lost anyway: let its error through)
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            conn.execute("SELECT set_config('enable_seqscan', %(seq)s, true),"
-                         " set_config('enable_indexscan', %(idx)s, true)", previous)
     return [r["id"] for r in rows]
