@@ -38,7 +38,7 @@ def snapshot(db, workspace_id) -> dict:
 
 
 def a_sync(ds, rng: random.Random) -> dict[str, list[dict]]:
-    """What a day's sync sends: edited contacts (new e-mail, title), deals (amount, next stage, closed), new
+    """What a day's sync sends: edited contacts (new e-mail, title, company; deleted ones), deals (amount, next stage, closed), new
     contacts at known domains, new deals on existing accounts, a new account, conversations with an extra
     participant (a known contact's e-mail in other case) and new conversations, activities naming another deal."""
     t = ds.tables
@@ -50,6 +50,10 @@ def a_sync(ds, rng: random.Random) -> dict[str, list[dict]]:
         if rng.random() < 0.5 and c["email"]:
             c["email"] = "new." + c["email"]
         changed["contacts"].append(c)
+    for c in rng.sample(contacts, 4):  # what association inference reads: the company name; a deletion
+        changed["contacts"].append({**c, "company_name": "Renamed " + (c.get("company_name") or "Co")})
+    for c in rng.sample(contacts, 2):
+        changed["contacts"].append({**c, "deleted_at": datetime.now(timezone.utc)})
     for i, c in enumerate(rng.sample(contacts, 10)):
         changed["contacts"].append({**c, "source_id": f"new-c{i}", "email": f"fresh{i}@{c['email'].split('@')[1]}"
                                     if c["email"] else None, "account_source_id": None})
@@ -194,3 +198,40 @@ def test_planner_settings_hold_for_the_block_and_are_put_back(db):
         with planner(conn, enable_nestloop="off", enable_seqscan="on"):
             assert current(conn) == {"n": "off", "s": "on"}
         assert current(conn) == {"n": "on", "s": "off"}
+
+
+def test_only_a_change_the_pipeline_reads_puts_a_contact_in_an_incremental_run(db, workspace):
+    """Title or phone edits leave a contact out of every step's scope (a CRM sync rewrites thousands of those);
+    a new contact, or a changed e-mail, company, account reference, named deals or deletion brings it in. The
+    pipeline's own account_id write does not."""
+    from core.pipeline import changed_since
+
+    ws = workspace["id"]
+    base = [{"source": "hubspot", "source_id": f"c{i}", "email": f"p{i}@acme.io", "title": "AE"} for i in range(7)]
+    with db.connection() as conn:
+        upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+        upsert_rows(conn, "contacts", ws, base)
+    run_post_sync(db, ws, incremental=True)
+    edits = [{**base[0], "title": "VP Sales", "phone": "+1 555 0100"}, {**base[1], "email": "P1.New@acme.io"},
+             {**base[2], "company_name": "Acme"}, {**base[3], "account_source_id": "a1"},
+             {**base[4], "custom_fields": {"associated_deals": ["Acme renewal"]}},
+             {**base[5], "deleted_at": datetime.now(timezone.utc)},
+             {"source": "hubspot", "source_id": "c-new", "email": "new@acme.io"}]
+    with db.connection() as conn:
+        upsert_rows(conn, "contacts", ws, edits)
+
+    def in_scope() -> set[str]:
+        with db.connection() as conn:
+            return {r["source_id"] for r in conn.execute(
+                f"SELECT source_id FROM contacts WHERE workspace_id = %(workspace_id)s AND {changed_since('contacts')}",
+                {"workspace_id": ws, "since": conn.execute("SELECT pipeline_seen_from FROM workspaces WHERE id = %s",
+                                                           (ws,)).fetchone()["pipeline_seen_from"]}).fetchall()}
+
+    assert in_scope() == {"c1", "c2", "c3", "c4", "c5", "c-new"}
+    run_post_sync(db, ws, incremental=True)  # links c3 to a1 and c0..c6 to Acme by domain: no source change
+    with db.connection() as conn:
+        linked = conn.execute("SELECT count(*) AS n FROM contacts WHERE workspace_id = %s AND account_id IS NOT NULL",
+                              (ws,)).fetchone()["n"]
+    assert linked >= 5
+    run_post_sync(db, ws, incremental=True)
+    assert in_scope() == set()

@@ -7,7 +7,7 @@ slow step never holds another's locks) and a `PipelineRun`:
 - `since`: None for a full run; otherwise from when the previous run could see every row (its start, or the
   start of a transaction still open then: `SEEN_FROM`), and a step may limit its work to
   rows created or updated since then (entity `updated_at` moves only when a sync or import changed a row; the
-  pipeline's own updates never touch it) plus whatever those rows affect;
+  pipeline's own updates never touch it; `changed_since` says it for each table) plus whatever those rows affect;
 - `context`: the workspace's context layer (thresholds, internal domains), read once per run;
 - `as_of`: "now" for time-based rules (days in stage, staleness), fixed per run so tests can pin it.
 A step returns a dict of counts of what it changed; a second run over unchanged data returns nothing.
@@ -46,6 +46,17 @@ class PipelineRun:
     def params(self) -> dict[str, Any]:
         """Named parameters every step's SQL may use: workspace_id, since (NULL = everything) and as_of."""
         return {"workspace_id": self.workspace_id, "since": self.since, "as_of": self.as_of}
+
+
+def changed_since(table: str, alias: str = "") -> str:
+    """SQL condition: a sync or import wrote this row since the previous run (`%(since)s`). A contact counts only
+    when the write changed what the pipeline reads of it (e-mail, company, account reference, named deals,
+    deletion: `links_changed_at`, migration 0016, NULL until such a change after its creation), so ten thousand
+    title edits put no contact in any step's scope; the (workspace_id, updated_at) index still finds the rows."""
+    p = f"{alias}." if alias else ""
+    if table == "contacts":
+        return f"({p}updated_at > %(since)s AND COALESCE({p}links_changed_at, {p}created_at) > %(since)s)"
+    return f"{p}updated_at > %(since)s"
 
 
 StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]

@@ -12,7 +12,7 @@ contact's account (inferred_single_deal, 0.6; withdrawn again when the account g
 """
 from __future__ import annotations
 
-from core.pipeline import register_step
+from core.pipeline import changed_since, register_step
 from core.pipeline.domains import FREE_MAIL
 
 
@@ -135,9 +135,9 @@ ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 # every contact is looked at again: accounts a sync wrote, the accounts of those deals (their deal count may
 # have moved) and of contacts inferred onto a changed deal; `deal_accounts`, whose deals are counted: those
 # and the accounts of the changed contacts (a changed contact is looked at alone, not its whole account).
-_SCOPE = """
+_SCOPE = f"""
 WITH d AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
-     c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+     c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND {changed_since("contacts")}),
      a AS (SELECT account_id FROM d WHERE account_id IS NOT NULL
            UNION SELECT id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
            UNION SELECT ct.account_id FROM deal_contacts dc
@@ -152,7 +152,7 @@ SELECT EXISTS (SELECT 1 FROM accounts WHERE workspace_id = %(workspace_id)s AND 
        ARRAY(SELECT account_id FROM a UNION SELECT account_id FROM c WHERE account_id IS NOT NULL) AS deal_accounts
 """
 _MARKS = {
-    "/*contacts*/": "AND c.updated_at > %(since)s",
+    "/*contacts*/": "AND " + changed_since("contacts", "c"),
     "/*accounts*/": "AND account_id = ANY(%(deal_accounts)s::uuid[])",
     "/*infer*/": "AND (c.account_id = ANY(%(accounts)s::uuid[]) OR c.id = ANY(%(contacts)s::uuid[]))",
     "/*withdraw*/": _INFERRED_SCOPED,
@@ -203,8 +203,9 @@ def infer_associations(conn, run) -> dict[str, int]:
         scope = conn.execute(_SCOPE, params).fetchone()
         params.update(scope)
     changed: dict[str, int] = {}
-    rows_scope = "AND r.updated_at > %(since)s" if scope is not None and not scope["accounts_changed"] else ""
+    scoped_rows = scope is not None and not scope["accounts_changed"]
     for table, (domain_expr, name_col) in _LINK_TARGETS.items():
+        rows_scope = "AND " + changed_since(table, "r") if scoped_rows else ""
         stmt = sql.SQL(_LINK_ACCOUNT.replace("{domain_expr}", domain_expr).replace("{name_col}", name_col)
                        .replace("{rows_scope}", rows_scope))
         changed[f"{table}.account_id"] = _run(conn, run, f"{table}.account_id", stmt.format(table=sql.Identifier(table)),

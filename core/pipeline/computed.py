@@ -94,7 +94,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from core.context import DEFAULTS, lookup
-from core.pipeline import PipelineRun, register_step
+from core.pipeline import PipelineRun, changed_since, register_step
 from core.db.planner import planner
 from core.pipeline.lookups import rows_naming
 from core.stages import OPEN_STAGES, default_probability
@@ -351,35 +351,36 @@ UPDATE accounts a SET last_activity_at = calc.last_at, health_score = calc.score
    AND (a.last_activity_at, a.health_score) IS DISTINCT FROM (calc.last_at, calc.score)
 """
 
-def _changed(*also: str) -> str:
-    """This workspace's rows created or updated (or `also`: linked) since the previous run. An insert sets
-    updated_at too, so updated_at alone finds new rows, through the (workspace_id, updated_at) index."""
+def _changed(table: str, *also: str) -> str:
+    """This workspace's rows of `table` a sync or import wrote (`changed_since`) or, `also`, linked since the
+    previous run. An insert sets updated_at too, so new rows are found through the (workspace_id, updated_at)
+    index."""
     return "workspace_id = %(workspace_id)s AND (" + " OR ".join(
-        f"{col} > %(since)s" for col in ("updated_at", *also)) + ")"
+        [changed_since(table)] + [f"{col} > %(since)s" for col in also]) + ")"
 
 
 # What an incremental run must recompute (see the module docstring); each source table is scanned once.
 _AFFECTED = f"""
 WITH act AS MATERIALIZED (
-    SELECT deal_id, contact_id, account_id FROM activities WHERE {_changed('linked_at')}
+    SELECT deal_id, contact_id, account_id FROM activities WHERE {_changed('activities', 'linked_at')}
     UNION ALL  -- activities whose ids earlier steps of this run set (resolve_references, associations)
     SELECT deal_id, contact_id, account_id FROM activities
      WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_activities)s::uuid[])
 ), conv AS MATERIALIZED (
     SELECT id, deal_id, contact_id, account_id, participants FROM conversations cv
-     WHERE {_changed('linked_at')}
+     WHERE {_changed('conversations', 'linked_at')}
 ), cl AS MATERIALIZED (
-    SELECT deal_id, contact_id, account_id FROM calls WHERE {_changed()}
+    SELECT deal_id, contact_id, account_id FROM calls WHERE {_changed('calls')}
 ), d AS (
-    SELECT id FROM deals WHERE {_changed()}
+    SELECT id FROM deals WHERE {_changed('deals')}
     UNION SELECT deal_id FROM act UNION SELECT deal_id FROM conv UNION SELECT deal_id FROM cl
-    UNION SELECT deal_id FROM deal_stage_history WHERE {_changed()}
-    UNION SELECT deal_id FROM deal_contacts WHERE {_changed()}
+    UNION SELECT deal_id FROM deal_stage_history WHERE {_changed('deal_stage_history')}
+    UNION SELECT deal_id FROM deal_contacts WHERE {_changed('deal_contacts')}
     UNION SELECT deal_id FROM deal_stage_history
            WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_history)s::uuid[])
     UNION SELECT unnest(%(noted_deals)s::uuid[])
 ), c AS (
-    SELECT id FROM contacts WHERE {_changed()}
+    SELECT id FROM contacts WHERE {_changed('contacts')}
     UNION SELECT contact_id FROM act UNION SELECT contact_id FROM conv UNION SELECT contact_id FROM cl
     UNION SELECT ct.id FROM conv cv {_PARTICIPANTS}
     UNION SELECT unnest(%(noted_contacts)s::uuid[])
@@ -387,13 +388,13 @@ WITH act AS MATERIALIZED (
            WHERE workspace_id = %(workspace_id)s
              AND (updated_at > %(since)s OR deal_id IN (SELECT id FROM d))
 ), a AS (
-    SELECT id FROM accounts WHERE {_changed()}
+    SELECT id FROM accounts WHERE {_changed('accounts')}
     UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
     UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id IN (SELECT id FROM d)
     -- an account reads its contacts' last_activity_at, which the contacts statement reports when it moves
     -- (compute_fields adds those accounts); here only contacts whose account itself may have changed
     UNION SELECT account_id FROM contacts
-           WHERE workspace_id = %(workspace_id)s AND (updated_at > %(since)s OR id = ANY(%(noted_contacts)s::uuid[]))
+           WHERE workspace_id = %(workspace_id)s AND ({changed_since('contacts')} OR id = ANY(%(noted_contacts)s::uuid[]))
 )
 SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS deals,
        ARRAY(SELECT id FROM c WHERE id IS NOT NULL) AS contacts,

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from core.pipeline import register_step
+from core.pipeline import changed_since, register_step
 from core.pipeline.domains import internal_domains, last_used, remember
 from core.pipeline.internal import RULES_VERSION as FILTER_RULES
 from core.pipeline.lookups import rows_naming
@@ -96,7 +96,8 @@ _MD = "CASE WHEN r.deal_id IS NOT NULL THEN COALESCE(r.link_details->>'deal', {d
 _ROWS = """r.workspace_id = %(workspace_id)s AND r.deleted_at IS NULL
        AND r.link_method IS DISTINCT FROM 'manual' {filter}"""
 _TOUCHED = "(%(full)s OR r.updated_at > %(since)s)"
-_CHANGED_SINCE = "workspace_id = %(workspace_id)s AND NOT %(full)s AND updated_at > %(since)s"
+# This workspace's rows of a table a sync wrote since the previous run (none on a full run, which reads all).
+_CHANGED_SINCE = "workspace_id = %(workspace_id)s AND NOT %(full)s AND {}"
 
 # The two intermediate sets whose size the planner cannot guess (elements of JSON arrays) go to temp tables
 # that are ANALYZEd, so the joins after them are planned on real numbers.
@@ -106,7 +107,7 @@ _CHANGED_SINCE = "workspace_id = %(workspace_id)s AND NOT %(full)s AND updated_a
 _EMAILS = """
 CREATE TEMP TABLE {emails} ON COMMIT DROP AS
 WITH changed_emails AS (
-    SELECT DISTINCT lower(email) AS email FROM contacts WHERE {changed_since} AND email IS NOT NULL
+    SELECT DISTINCT lower(email) AS email FROM contacts WHERE {changed_contacts} AND email IS NOT NULL
 )
 SELECT DISTINCT id, email FROM (
     SELECT id, touched, lower(btrim(p->>'email')) AS email, lower(p->>'affiliation') AS affiliation
@@ -169,9 +170,9 @@ WITH refs AS (
               FROM {table} r
              WHERE {rows} AND {not_final} AND r.source_data ?| ARRAY['context', 'associations']) AS x
 ), changed_targets AS (
-    SELECT source_id FROM accounts WHERE {changed_since}
-    UNION SELECT source_id FROM deals WHERE {changed_since}
-    UNION SELECT source_id FROM contacts WHERE {changed_since}
+    SELECT source_id FROM accounts WHERE {changed_accounts}
+    UNION SELECT source_id FROM deals WHERE {changed_deals}
+    UNION SELECT source_id FROM contacts WHERE {changed_contacts}
 )
 {keep_refs}
 """
@@ -199,10 +200,10 @@ UNION SELECT unnest(%(cand_own)s::uuid[])
 """
 
 # What changed since the previous run, as the lists _CANDIDATES looks rows up by.
-_CHANGES = """
+_CHANGES = f"""
 WITH d AS (SELECT id, account_id, source_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
      c AS (SELECT id, lower(email) AS email, source_id FROM contacts
-            WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+            WHERE workspace_id = %(workspace_id)s AND {changed_since("contacts")}),
      a AS (SELECT id, source_id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
      -- deals whose account or stage earlier steps of this run set (no updated_at): their accounts' tier 3 may move
      moved AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_deals)s::uuid[]))
@@ -359,7 +360,8 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
     names = {
         "table": table, "at": spec["at"], "rows": rows, "touched": _TOUCHED, "cand": cand,
         "fod_scope": "AND account_id IN (SELECT new_account FROM linked)" if incremental else "",
-        "changed_since": _CHANGED_SINCE, "own_refs": spec["own_refs"],
+        **{f"changed_{t}": _CHANGED_SINCE.format(changed_since(t)) for t in ("accounts", "deals", "contacts")},
+        "own_refs": spec["own_refs"],
         "keep_refs": _KEEP_CHANGED if incremental else _KEEP_ALL,
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from core.pipeline import register_step
+from core.pipeline import changed_since, register_step
 
 # (table, id column, source-id column, referenced table)
 REFERENCES = (
@@ -42,9 +42,9 @@ UPDATE {table} AS r SET {id_col} = t.id
 # An incremental run resolves the rows a sync wrote since the last run, the rows whose target had not arrived
 # yet (a partial index holds just those), and the rows pointing at a target written since (found through the
 # (workspace_id, *_source_id) indexes), instead of joining whole tables.
-_SCOPES = ("AND r.updated_at > %(since)s", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL",
+_SCOPES = ("AND {row_changed}", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL",
            # a target that arrived since, for rows another step linked meanwhile by inference
-           "AND t.updated_at > %(since)s AND r.{src_col} IS NOT NULL")
+           "AND {target_changed} AND r.{src_col} IS NOT NULL")
 
 
 # Exports carry the CRM's own ids ("Converted Contact ID", "Account ID"), so a file-imported row may point at a
@@ -70,7 +70,8 @@ def resolve_references(conn, run) -> dict[str, int]:
     changed: dict[str, int] = {}
     for table, id_col, src_col, target in REFERENCES:
         names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),
-                 "target": sql.Identifier(target), "src_col": sql.Identifier(src_col)}
+                 "target": sql.Identifier(target), "src_col": sql.Identifier(src_col),
+                 "row_changed": sql.SQL(changed_since(table, "r")), "target_changed": sql.SQL(changed_since(target, "t"))}
         n = 0
         statements = [sql.SQL(_UPDATE).format(scope=sql.SQL(scope).format(**names), **names) for scope in scopes]
         statements.append(sql.SQL(_UPDATE_FROM_FILE).format(**names))
