@@ -54,9 +54,12 @@ def call(source_id: str, account_id, days: float, *, title: str = "Weekly sync",
             "duration_seconds": secs, "participants": [REP, *guest()] if people is None else people, **extra}
 
 
-def run_cwd(db, ws, *, since=None, as_of=AS_OF) -> dict[str, int]:
+def run_cwd(db, ws, *, since=None, as_of=AS_OF, noted: dict | None = None) -> dict[str, int]:
+    """The CWD step alone; `noted`: what earlier steps of the same run recorded ({"deals.stage_normalized": ids})."""
     with db.connection() as conn:
         run = PipelineRun(str(ws["id"]), since, get_context(conn, ws["id"]), as_of)
+        for key, ids in (noted or {}).items():
+            run.note(key, ids)
         return flag_conversations_without_deals(conn, run)
 
 
@@ -377,8 +380,8 @@ def test_an_incremental_run_sees_links_made_by_earlier_steps(db, workspace):
     """The linker sets deal_id without moving updated_at; the incremental run still clears the flag."""
     a = _incremental_world(db, workspace)
     since = now(db)
-    with db.connection() as conn:  # what the linker step does
-        conn.execute("UPDATE conversations SET deal_id = %s WHERE workspace_id = %s AND source_id = 'c1'",
+    with db.connection() as conn:  # what the linker step does: the new link and when it was made
+        conn.execute("UPDATE conversations SET deal_id = %s, linked_at = now() WHERE workspace_id = %s AND source_id = 'c1'",
                      (ids(db, workspace, "deals")["d1"], workspace["id"]))
     assert run_cwd(db, workspace, since=since) == {"cleared": 1, "low": 1}
     assert run_cwd(db, workspace) == {}
@@ -414,10 +417,12 @@ def test_an_incremental_run_sees_deals_that_closed_without_a_sync(db, workspace)
     run_cwd(db, workspace)
     assert severities(db, workspace) == {"c1": "medium", "c2": "low"}
     since = now(db)
-    with db.connection() as conn:  # what the stage step does after a mapping change
-        conn.execute("UPDATE deals SET stage_normalized = CASE source_id WHEN 'd1' THEN 'closed_lost' ELSE 'decision' END"
-                     " WHERE workspace_id = %s", (workspace["id"],))
-    assert run_cwd(db, workspace, since=since) == {"low": 1, "medium": 1}
+    with db.connection() as conn:  # what the stage step does after a mapping change, noting the deals it moved
+        moved = [r["id"] for r in conn.execute(
+            "UPDATE deals SET stage_normalized = CASE source_id WHEN 'd1' THEN 'closed_lost' ELSE 'decision' END"
+            " WHERE workspace_id = %s RETURNING id", (workspace["id"],))]
+    assert run_cwd(db, workspace, since=since) == {}  # nothing a sync wrote, nothing noted: nothing to look at
+    assert run_cwd(db, workspace, since=since, noted={"deals.stage_normalized": moved}) == {"low": 1, "medium": 1}
     assert flags(db, workspace) == {"c1": ("low", "deal_not_created", "other"),
                                     "c2": ("medium", "deal_not_linked", "other")}
     assert run_cwd(db, workspace) == {}

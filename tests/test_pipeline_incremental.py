@@ -235,3 +235,61 @@ def test_only_a_change_the_pipeline_reads_puts_a_contact_in_an_incremental_run(d
     assert linked >= 5
     run_post_sync(db, ws, incremental=True)
     assert in_scope() == set()
+
+
+def test_an_incremental_run_after_the_internal_domains_change_leaves_nothing_for_a_full_run(db, workspace):
+    """A new internal domain (a subsidiary's) reclassifies calls no sync wrote; the steps after the filter (the
+    linker, CWD, computed fields) must follow them in the same incremental run."""
+    from core.context import update_section
+
+    ds = generate(seed=5, scale=1)
+    write_dataset(db, workspace["id"], ds)
+    ours = ds.tables["conversations"][0]["organizer_email"].split("@")[1]
+    with db.connection() as conn:
+        theirs = conn.execute(
+            "SELECT a.domain FROM conversations c JOIN accounts a ON a.workspace_id = c.workspace_id AND a.id = c.account_id"
+            " WHERE c.workspace_id = %s AND c.cwd_severity IS NOT NULL AND a.domain IS NOT NULL"
+            " GROUP BY a.domain ORDER BY count(*) DESC LIMIT 1", (workspace["id"],)).fetchone()["domain"]
+        update_section(conn, workspace["id"], "definitions", {"internal_domains": [ours, theirs]})
+    as_of = datetime.now(timezone.utc)
+    report = {s["name"]: s["changed"] for s in run_post_sync(db, workspace["id"], incremental=True, as_of=as_of)}
+    assert report["internal_filter"].get("conversations.internal"), report
+    assert report["cwd"].get("cleared"), report
+    after_incremental = snapshot(db, workspace["id"])
+    full = run_post_sync(db, workspace["id"], as_of=as_of)
+    assert all(not s["changed"] for s in full), full
+    assert snapshot(db, workspace["id"]) == after_incremental
+
+
+def test_contacts_follow_their_deal_closing_in_an_incremental_run(db, workspace):
+    """'On an open deal' is the one deal fact an engagement score reads. A deal the stage step closes (a new raw
+    stage) and one a write closes directly (an import's normalized stage) both rescore their contacts; a new
+    amount on the third deal does not need to."""
+    ws = workspace["id"]
+    deal = {"source": "hubspot", "account_source_id": "a1", "stage": "qualifiedtobuy", "amount": 1000}
+    with db.connection() as conn:
+        upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+        upsert_rows(conn, "contacts", ws, [{"source": "hubspot", "source_id": f"c{i}", "email": f"p{i}@acme.io",
+                                            "account_source_id": "a1"} for i in (1, 2, 3)])
+        upsert_rows(conn, "deals", ws, [{**deal, "source_id": f"d{i}", "name": f"Deal {i}"} for i in (1, 2, 3)])
+        conn.execute("INSERT INTO deal_contacts (workspace_id, deal_id, contact_id, source)"
+                     " SELECT d.workspace_id, d.id, c.id, 'hubspot' FROM deals d JOIN contacts c"
+                     "   ON c.workspace_id = d.workspace_id AND substr(c.source_id, 2) = substr(d.source_id, 2)"
+                     " WHERE d.workspace_id = %s", (ws,))
+    run_post_sync(db, ws)
+
+    def scores() -> dict:
+        with db.connection() as conn:
+            return {r["source_id"]: r["engagement_score"] for r in conn.execute(
+                "SELECT source_id, engagement_score FROM contacts WHERE workspace_id = %s", (ws,))}
+
+    assert scores() == {"c1": 15, "c2": 15, "c3": 15}
+    run_post_sync(db, ws, incremental=True)
+    with db.connection() as conn:
+        upsert_rows(conn, "deals", ws, [{**deal, "source_id": "d1", "name": "Deal 1", "stage": "closedwon"},
+                                        {**deal, "source_id": "d2", "name": "Deal 2", "stage": "Lost (imported)",
+                                         "stage_normalized": "closed_lost"},
+                                        {**deal, "source_id": "d3", "name": "Deal 3", "amount": 2000}])
+    report = {s["name"]: s["changed"] for s in run_post_sync(db, ws, incremental=True)}
+    assert scores() == {"c1": None, "c2": None, "c3": 15}
+    assert report["computed_fields"]["contacts"] == 2

@@ -65,10 +65,13 @@ contacts and deals.
   contacts touched in the last 90 days (none 0, 1: 10, 2: 15, 3 or more: 20). NULL when it has no deals, no
   touched contacts and no touches of its own.
 
-Incremental runs (`run.since` set) recompute only what a change can affect: rows updated or created since;
+Incremental runs (`run.since` set) recompute only what a change can affect: rows a sync or import wrote since
+(`core.pipeline.changed_since`: a contact only for a change of what the pipeline reads of it, not a new title);
 the deals, contacts (also by participant email) and accounts of activities, conversations and calls updated,
 created or linked since; the deals of stage history and deal_contacts rows changed since; the contacts of
-affected deals; the accounts of affected deals and contacts. Those rows come out exactly as a full run at the
+deal_contacts rows changed since and of deals that opened, closed or were deleted (the only deal change an
+engagement score reads: `deals.open_changed_at`, or noted by this run's stage step); the accounts of affected
+deals and contacts. Those rows come out exactly as a full run at the
 same as_of would write them (an account reads the stored health of its unaffected deals). Time-based values
 (idle, days in stage, age, the windows) drift daily without any change, and a row that loses its last link (an
 activity moved to another deal, a hard delete), like a value another step changes without touching
@@ -384,9 +387,13 @@ WITH act AS MATERIALIZED (
     UNION SELECT contact_id FROM act UNION SELECT contact_id FROM conv UNION SELECT contact_id FROM cl
     UNION SELECT ct.id FROM conv cv {_PARTICIPANTS}
     UNION SELECT unnest(%(noted_contacts)s::uuid[])
+    -- "on an open deal" moves for the contacts of deals that opened, closed or were deleted (by a sync or
+    -- import: open_changed_at, migration 0017; by this run's stage step: noted), not of every affected deal
     UNION SELECT contact_id FROM deal_contacts
            WHERE workspace_id = %(workspace_id)s
-             AND (updated_at > %(since)s OR deal_id IN (SELECT id FROM d))
+             AND (updated_at > %(since)s
+                  OR deal_id IN (SELECT id FROM deals WHERE {_changed('deals')} AND open_changed_at > %(since)s
+                                 UNION SELECT unnest(%(noted_open)s::uuid[])))
 ), a AS (
     SELECT id FROM accounts WHERE {_changed('accounts')}
     UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
@@ -476,7 +483,8 @@ def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
         noted = {"noted_activities": run.noted("activities.account_id", "activities.contact_id", "activities.deal_id"),
                  "noted_history": run.noted("deal_stage_history.deal_id", "deal_stage_history.stage_normalized"),
                  "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
-                 "noted_contacts": run.noted("contacts.account_id", "deal_contacts.contact_id")}
+                 "noted_contacts": run.noted("contacts.account_id", "deal_contacts.contact_id"),
+                 "noted_open": run.noted("deals.open")}
         affected = conn.cursor(row_factory=dict_row).execute(_AFFECTED, {**params, **noted}).fetchone()
         if not any(affected.values()):
             return {}

@@ -53,14 +53,12 @@ values change (a second run returns {}); it never touches updated_at, a link col
 
 Incremental runs (`run.since` set) recompute every conversation of the accounts touched since then: accounts
 of conversations, deals or accounts updated since; accounts of conversations that crossed an age boundary
-(7 days, 30 days, the lookback) between `since` and as_of, so aging is handled without a full run; and
-accounts whose stored flags disagree with the data, which catches what an earlier step changed without moving
-updated_at: a conversation flagged but no longer a candidate or the reverse (the linker set deal_id, the
-internal filter set is_internal), and an account whose flags say "open deal" (cause deal_not_linked) while it
-has none, or the reverse (the stage step re-mapped stages, a deal moved to another account). Past
+(7 days, 30 days, the lookback) between `since` and as_of, so aging is handled without a full run; and what
+earlier steps changed without moving updated_at: conversations the linker relinked (linked_at) or the internal
+filter reclassified, deals whose normalized stage or account the pipeline set (all noted by those steps). Past
 FULL_RUN_ABOVE accounts in scope (a first sync) the full statement runs instead. Left to the daily full run:
-when a conversation moves from account A to B, or A's last deal (closed) moves away, A's other calls are not
-recomputed (A's id is not known any more; only A's call count or deal history changed).
+when a conversation or a deal moves from account A to B, A's other calls are not recomputed (A's id is not
+known any more; only A's call count or deal history changed).
 """
 from __future__ import annotations
 
@@ -95,28 +93,22 @@ _CALL_TYPE = r"""CASE
     WHEN t.title ~* '\mintro|\mdiscovery\M|\mdemo(s|nstration)?\M|\mproducts?\M' THEN 'intro_demo'
     ELSE 'other' END"""
 
-# Accounts to recompute in an incremental run (see the module docstring).
-_SCOPE = f"""
+# Accounts to recompute in an incremental run (see the module docstring). Every branch is an index lookup: the
+# conversations' OR is a bitmap OR over their updated_at, linked_at, primary key and started_at indexes.
+_SCOPE = """
 SELECT account_id FROM (
     SELECT c.account_id FROM conversations c
      WHERE c.workspace_id = %(workspace_id)s AND c.account_id IS NOT NULL
-       AND (c.updated_at >= %(since)s
+       AND (c.updated_at >= %(since)s OR c.linked_at >= %(since)s OR c.id = ANY(%(noted_conversations)s::uuid[])
             OR (c.started_at > %(since)s - interval '7 days' AND c.started_at <= %(as_of)s - interval '7 days')
             OR (c.started_at > %(since)s - interval '30 days' AND c.started_at <= %(as_of)s - interval '30 days')
-            OR (c.started_at > %(since_window)s AND c.started_at <= %(window_start)s)
-            OR (c.cwd_severity IS NOT NULL) <> coalesce({_CANDIDATE}, false))
+            OR (c.started_at > %(since_window)s AND c.started_at <= %(window_start)s))
     UNION ALL
     SELECT d.account_id FROM deals d
-     WHERE d.workspace_id = %(workspace_id)s AND d.account_id IS NOT NULL AND d.updated_at >= %(since)s
+     WHERE d.workspace_id = %(workspace_id)s AND d.account_id IS NOT NULL
+       AND (d.updated_at >= %(since)s OR d.id = ANY(%(noted_deals)s::uuid[]))
     UNION ALL
     SELECT a.id FROM accounts a WHERE a.workspace_id = %(workspace_id)s AND a.updated_at >= %(since)s
-    UNION ALL   -- deals opened, closed or moved away without a sync (a stage mapping changed): flags disagree
-    SELECT c.account_id FROM conversations c
-     WHERE c.workspace_id = %(workspace_id)s AND c.cwd_severity IS NOT NULL AND c.account_id IS NOT NULL
-     GROUP BY c.account_id
-    HAVING bool_or(c.cwd_cause = 'deal_not_linked') <> EXISTS (
-           SELECT 1 FROM deals d WHERE d.workspace_id = %(workspace_id)s AND d.account_id = c.account_id
-              AND d.deleted_at IS NULL AND {_OPEN_DEAL})
 ) s GROUP BY account_id LIMIT %(scope_limit)s
 """
 # Past this many accounts in scope, an incremental run recomputes everything: the full statement is cheaper.
@@ -204,7 +196,9 @@ def flag_conversations_without_deals(conn: psycopg.Connection, run: PipelineRun)
     }
     scope = None
     if run.since is not None:
-        scope = [r["account_id"] for r in conn.execute(_SCOPE, {**params, "scope_limit": FULL_RUN_ABOVE + 1})]
+        noted = {"noted_conversations": run.noted("conversations.is_internal"),
+                 "noted_deals": run.noted("deals.stage_normalized", "deals.account_id")}
+        scope = [r["account_id"] for r in conn.execute(_SCOPE, {**params, **noted, "scope_limit": FULL_RUN_ABOVE + 1})]
         scope = scope if len(scope) <= FULL_RUN_ABOVE else None
     stmt = _FLAG.format(in_scope="" if scope is None else f"AND {_IN_SCOPE}",
                         flagged_in_scope="" if scope is None else f"AND (c.account_id IS NULL OR {_IN_SCOPE})")

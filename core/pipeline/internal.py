@@ -34,10 +34,12 @@ participants, organizer), the internal domains and these rules. So unless the do
 since the filter last ran (kept in `pipeline_state` with the time it ran), only conversations written since
 that run could see everything (a sync's page transaction stamps rows with its start time and may commit
 after we read: the start of the oldest transaction then open in the database, else an hour before the run)
-and any never classified are looked at; otherwise every conversation is reclassified. Only rows
-whose values change are written; `updated_at` is never touched.
+and any never classified are looked at (through the (workspace_id, updated_at) index and the partial index of
+unclassified rows, migration 0017); otherwise every conversation is reclassified. Only rows whose values change
+are written; `updated_at` is never touched; the ids of rows whose class flipped are noted for the later steps
+of an incremental run (CWD), as a domain change flips rows no sync wrote.
 
-Performance: one scan; each conversation's own participants array is aggregated in place (a global
+Performance: one pass over the rows in scope; each conversation's own participants array is aggregated in place (a global
 explode-and-group misleads the planner, which cannot count JSON array elements, into an on-disk sort), the
 title regex runs only for conversations without an external participant, and the UPDATE joins back by ctid.
 """
@@ -144,7 +146,8 @@ WITH target AS (
 SELECT count(*) FILTER (WHERE now_internal AND was_internal IS DISTINCT FROM true) AS internal,
        count(*) FILTER (WHERE NOT now_internal AND was_internal IS DISTINCT FROM false) AS external,
        count(*) FILTER (WHERE unlink AND had_links) AS unlinked,
-       count(*) FILTER (WHERE now_internal IS NOT DISTINCT FROM was_internal) AS reason
+       count(*) FILTER (WHERE now_internal IS NOT DISTINCT FROM was_internal) AS reason,
+       array_agg(id) FILTER (WHERE now_internal IS DISTINCT FROM was_internal) AS reclassified
   FROM changed
 """
 
@@ -177,5 +180,7 @@ def classify_conversations(conn, run) -> dict[str, int]:
         "title_re": INTERNAL_TITLE,
     }).fetchone()
     remember(conn, run.workspace_id, "internal_filter", {**state, "ran_at": seen_from.isoformat()})
+    # Later steps of an incremental run look at these too (CWD): a domain change reclassifies rows no sync wrote.
+    run.note("conversations.is_internal", row["reclassified"] or [])
     changed = {f"conversations.{k}": row[k] for k in ("internal", "external", "unlinked", "reason")}
     return {k: v for k, v in changed.items() if v}

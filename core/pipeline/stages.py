@@ -44,7 +44,7 @@ ON CONFLICT (workspace_id, source, raw_stage) DO NOTHING
 # Closed flags beat any mapping; otherwise the mapping decides. Rows with no mapping keep their value.
 _APPLY = """
 UPDATE deals d SET stage_normalized = v.stage
-  FROM (SELECT d2.id,
+  FROM (SELECT d2.id, d2.stage_normalized AS was,
                CASE WHEN COALESCE(d2.source_data->>'IsWon', d2.source_data->'properties'->>'hs_is_closed_won') = 'true'
                          THEN 'closed_won'
                     WHEN COALESCE(d2.source_data->>'IsClosed', d2.source_data->'properties'->>'hs_is_closed') = 'true'
@@ -57,6 +57,9 @@ UPDATE deals d SET stage_normalized = v.stage
  WHERE d.workspace_id = %(workspace_id)s AND d.id = v.id AND v.stage IS NOT NULL
    AND d.stage_normalized IS DISTINCT FROM v.stage
 """
+
+# A deal is open unless closed_won / closed_lost (NULL: open), as everywhere in the pipeline.
+_OPEN = "COALESCE({} NOT IN ('closed_won', 'closed_lost'), true)"
 
 _APPLY_HISTORY = """
 UPDATE deal_stage_history h SET stage_normalized = m.stage_normalized
@@ -95,9 +98,12 @@ def normalize_stages(conn, run) -> dict[str, int]:
         changed["deals"] = conn.execute(_APPLY, params).rowcount
         changed["deal_stage_history"] = conn.execute(_APPLY_HISTORY, params).rowcount
     else:  # a remapped stage moves deals no sync touched: the later steps of this run must look at them
-        deals = [r["id"] for r in conn.execute(_APPLY + " RETURNING d.id", params).fetchall()]
+        moved = conn.execute(_APPLY + f" RETURNING d.id, {_OPEN.format('v.was')} IS DISTINCT FROM {_OPEN.format('v.stage')}"
+                             " AS flipped", params).fetchall()
+        deals = [r["id"] for r in moved]
         history = [r["id"] for r in conn.execute(_APPLY_HISTORY + " RETURNING h.id", params).fetchall()]
         run.note("deals.stage_normalized", deals)
+        run.note("deals.open", [r["id"] for r in moved if r["flipped"]])  # opened or closed (contacts' engagement)
         run.note("deal_stage_history.stage_normalized", history)
         changed["deals"], changed["deal_stage_history"] = len(deals), len(history)
     return {k: v for k, v in changed.items() if v}
