@@ -106,8 +106,14 @@ def arrivals(ds) -> dict[str, list[dict]]:
     return {"contacts": contacts, "deals": deals}
 
 
-@pytest.mark.parametrize("seed", [3, 11])
-def test_an_incremental_run_leaves_nothing_for_a_full_run_to_change(db, workspace, seed):
+@pytest.mark.parametrize("seed, lookup", [(3, "gin"), (11, "gin"), (3, "pass")])
+def test_an_incremental_run_leaves_nothing_for_a_full_run_to_change(db, workspace, seed, lookup, monkeypatch):
+    """`lookup`: computed fields find the conversations naming affected e-mails through the GIN index, in
+    batches of two values here, or (past GIN_LOOKUP_MAX) by one pass over every conversation."""
+    from core.pipeline import computed, lookups
+
+    monkeypatch.setattr(lookups, "BATCH", 2)
+    monkeypatch.setattr(computed, "GIN_LOOKUP_MAX", 0 if lookup == "pass" else 10_000)
     ds = generate(seed=seed, scale=1)
     for table, rows in waiting_rows(ds).items():
         ds.tables[table] = ds.tables[table] + rows

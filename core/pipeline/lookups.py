@@ -1,5 +1,5 @@
 """Reverse lookups through the GIN indexes of migration 0012: which conversations or activities list these
-e-mail addresses, or name these CRM records. Incremental runs ask this with a few thousand values.
+e-mail addresses, or name these CRM records. Incremental runs ask this with up to tens of thousands of values.
 
 The planner prices a GIN search by its number of keys and, with thousands of them, prefers any btree that
 narrows the rows a little and evaluates the JSON expression on every row left (tens of microseconds each, so
@@ -17,6 +17,11 @@ _EXPRESSIONS = {"emails": "pandora_participant_emails(participants)", "crm_ids":
 _TABLES = frozenset({"conversations", "activities"})
 
 
+# Values per search. Each row the index returns is rechecked against the whole list (`?|` walks it), so one
+# search with n values costs n² (16,000 e-mails: 1.4 s); searches of a few hundred cost n (the same: 0.18 s).
+BATCH = 400
+
+
 def rows_naming(conn, table: str, kind: str, workspace_id: Any, values: list[str]) -> list:
     """Ids of `table` rows of the workspace whose `kind` ("emails" or "crm_ids") include any of `values`."""
     if not values:
@@ -24,9 +29,11 @@ def rows_naming(conn, table: str, kind: str, workspace_id: Any, values: list[str
     assert table in _TABLES and kind in _EXPRESSIONS, (table, kind)
     # OFFSET 0 keeps the workspace condition out of the scan: a bitmap over a (workspace_id, …) btree would
     # otherwise win the planner's pricing and evaluate the expression on every row of the workspace.
+    query = (f"SELECT id FROM (SELECT id, workspace_id FROM {table} WHERE {_EXPRESSIONS[kind]} ?| %(values)s::text[]"
+             " OFFSET 0) AS hit WHERE workspace_id = %(workspace_id)s")  # table and expression: fixed sets above
+    found: dict = {}
     with planner(conn, enable_seqscan="off", enable_indexscan="off"):
-        rows = conn.execute(
-            f"SELECT id FROM (SELECT id, workspace_id FROM {table} WHERE {_EXPRESSIONS[kind]} ?| %(values)s::text[]"
-            " OFFSET 0) AS hit WHERE workspace_id = %(workspace_id)s",  # table and expression: fixed sets above
-            {"values": values, "workspace_id": workspace_id}).fetchall()
-    return [r["id"] for r in rows]
+        for start in range(0, len(values), BATCH):
+            for r in conn.execute(query, {"values": values[start:start + BATCH], "workspace_id": workspace_id}):
+                found[r["id"]] = None
+    return list(found)
