@@ -52,11 +52,18 @@ UPDATE deals d SET stage_normalized = v.stage
                     ELSE m.stage_normalized END AS stage
           FROM deals d2
           LEFT JOIN stage_mappings m ON m.workspace_id = d2.workspace_id AND m.source = d2.source AND m.raw_stage = d2.stage
-         WHERE d2.workspace_id = %(workspace_id)s
-           AND (%(since)s::timestamptz IS NULL OR d2.updated_at > %(since)s OR m.updated_at > %(since)s)) v
+         WHERE d2.workspace_id = %(workspace_id)s {deals_scope}) v
  WHERE d.workspace_id = %(workspace_id)s AND d.id = v.id AND v.stage IS NOT NULL
    AND d.stage_normalized IS DISTINCT FROM v.stage
 """
+# Incremental: deals a sync wrote since, and deals whose mapping changed since, each through an index (an OR of
+# the two over the join reads every deal of the workspace twice).
+_DEALS_SCOPE = """AND d2.id IN (SELECT id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
+                            UNION
+                            SELECT x.id FROM stage_mappings mx
+                              JOIN deals x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
+                                          AND x.stage = mx.raw_stage
+                             WHERE mx.workspace_id = %(workspace_id)s AND mx.updated_at > %(since)s)"""
 
 # A deal is open unless closed_won / closed_lost (NULL: open), as everywhere in the pipeline.
 _OPEN = "COALESCE({} NOT IN ('closed_won', 'closed_lost'), true)"
@@ -66,9 +73,14 @@ UPDATE deal_stage_history h SET stage_normalized = m.stage_normalized
   FROM stage_mappings m
  WHERE h.workspace_id = %(workspace_id)s AND m.workspace_id = h.workspace_id
    AND m.source = h.source AND m.raw_stage = h.stage
-   AND (%(since)s::timestamptz IS NULL OR h.updated_at > %(since)s OR m.updated_at > %(since)s)
-   AND h.stage_normalized IS DISTINCT FROM m.stage_normalized
+   AND h.stage_normalized IS DISTINCT FROM m.stage_normalized {history_scope}
 """
+_HISTORY_SCOPE = """AND h.id IN (SELECT id FROM deal_stage_history WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
+                           UNION
+                           SELECT x.id FROM stage_mappings mx
+                             JOIN deal_stage_history x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
+                                                      AND x.stage = mx.raw_stage
+                            WHERE mx.workspace_id = %(workspace_id)s AND mx.updated_at > %(since)s)"""
 
 
 def _metadata_label(stages_meta: dict, raw: str) -> tuple[str, bool | None, bool | None, float | None]:
@@ -95,13 +107,14 @@ def normalize_stages(conn, run) -> dict[str, int]:
                                                 "stage": stage, "origin": origin, "confidence": confidence}).rowcount
     changed = {"stage_mappings": added}
     if run.since is None:
-        changed["deals"] = conn.execute(_APPLY, params).rowcount
-        changed["deal_stage_history"] = conn.execute(_APPLY_HISTORY, params).rowcount
+        changed["deals"] = conn.execute(_APPLY.format(deals_scope=""), params).rowcount
+        changed["deal_stage_history"] = conn.execute(_APPLY_HISTORY.format(history_scope=""), params).rowcount
     else:  # a remapped stage moves deals no sync touched: the later steps of this run must look at them
-        moved = conn.execute(_APPLY + f" RETURNING d.id, {_OPEN.format('v.was')} IS DISTINCT FROM {_OPEN.format('v.stage')}"
+        apply, apply_history = _APPLY.format(deals_scope=_DEALS_SCOPE), _APPLY_HISTORY.format(history_scope=_HISTORY_SCOPE)
+        moved = conn.execute(apply + f" RETURNING d.id, {_OPEN.format('v.was')} IS DISTINCT FROM {_OPEN.format('v.stage')}"
                              " AS flipped", params).fetchall()
         deals = [r["id"] for r in moved]
-        history = [r["id"] for r in conn.execute(_APPLY_HISTORY + " RETURNING h.id", params).fetchall()]
+        history = [r["id"] for r in conn.execute(apply_history + " RETURNING h.id", params).fetchall()]
         run.note("deals.stage_normalized", deals)
         run.note("deals.open", [r["id"] for r in moved if r["flipped"]])  # opened or closed (contacts' engagement)
         run.note("deal_stage_history.stage_normalized", history)
