@@ -49,13 +49,14 @@ class PipelineRun:
 
 
 def changed_since(table: str, alias: str = "") -> str:
-    """SQL condition: a sync or import wrote this row since the previous run (`%(since)s`). A contact counts only
-    when the write changed what the pipeline reads of it (e-mail, company, account reference, named deals,
-    deletion: `links_changed_at`, migration 0016, NULL until such a change after its creation), so ten thousand
-    title edits put no contact in any step's scope; the (workspace_id, updated_at) index still finds the rows."""
+    """SQL condition: a sync or import wrote this row since the previous run (`%(since)s`), through the table's
+    (workspace_id, updated_at) index. A contact counts only when created since or when a write changed what
+    the pipeline reads of it (e-mail, company, account reference, named deals, deletion: `links_changed_at`,
+    migration 0016, NULL until such a change after its creation; indexed by migration 0017), so ten thousand
+    title edits put no contact in any step's scope."""
     p = f"{alias}." if alias else ""
     if table == "contacts":
-        return f"({p}updated_at > %(since)s AND COALESCE({p}links_changed_at, {p}created_at) > %(since)s)"
+        return f"COALESCE({p}links_changed_at, {p}created_at) > %(since)s"
     return f"{p}updated_at > %(since)s"
 
 
