@@ -299,3 +299,31 @@ def test_contacts_follow_their_deal_closing_in_an_incremental_run(db, workspace)
     report = {s["name"]: s["changed"] for s in run_post_sync(db, ws, incremental=True)}
     assert scores() == {"c1": None, "c2": None, "c3": 15}
     assert report["computed_fields"]["contacts"] == 2
+
+
+def test_after_a_failed_step_the_next_incremental_run_still_sees_what_the_sync_wrote(db, workspace, monkeypatch):
+    """The run's watermark is kept only once every step committed: a run whose last step fails must not make the
+    next incremental run start after the rows that step never got to score."""
+    import core.pipeline as pipeline
+
+    ws = workspace["id"]
+    run_post_sync(db, ws, incremental=True)
+    with db.connection() as conn:
+        ran_before = conn.execute("SELECT pipeline_ran_at FROM workspaces WHERE id = %s", (ws,)).fetchone()
+        upsert_rows(conn, "deals", ws, [{"source": "hubspot", "source_id": "d1", "name": "Open", "stage": "qualifiedtobuy",
+                                         "amount": 5000}])
+    computed = pipeline._STEPS["computed_fields"]
+
+    def broken(conn, run):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setitem(pipeline._STEPS, "computed_fields", pipeline.Step(computed.name, computed.order, broken))
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        run_post_sync(db, ws, incremental=True)
+    monkeypatch.setitem(pipeline._STEPS, "computed_fields", computed)
+    with db.connection() as conn:
+        assert conn.execute("SELECT pipeline_ran_at FROM workspaces WHERE id = %s", (ws,)).fetchone() == ran_before
+    run_post_sync(db, ws, incremental=True)
+    with db.connection() as conn:
+        deal = conn.execute("SELECT stage_normalized, deal_risk FROM deals WHERE workspace_id = %s", (ws,)).fetchone()
+    assert deal["stage_normalized"] == "qualification" and deal["deal_risk"] is not None

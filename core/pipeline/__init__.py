@@ -114,13 +114,15 @@ SEEN_FROM = """(SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL) 
 def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Run every registered step in order; returns [{name, ms, changed}] (kept in sync_log.steps).
 
-    `incremental` lets steps work only on what changed since the previous run of this workspace."""
+    `incremental` lets steps work only on what changed since the previous run of this workspace. The run's
+    own watermark (taken as it starts) is stored only once every step has committed: after a failed step the
+    next incremental run still starts where the last complete one did, so nothing written in between is lost
+    to it."""
     workspace_id = str(workspace_id)
     with db.connection() as conn:
         row = conn.execute(
-            f"UPDATE workspaces SET pipeline_ran_at = clock_timestamp(), pipeline_seen_from = {SEEN_FROM}"
-            " WHERE id = %(workspace_id)s RETURNING (SELECT COALESCE(pipeline_seen_from, pipeline_ran_at)"
-            " FROM workspaces WHERE id = %(workspace_id)s) AS previous",
+            f"SELECT COALESCE(pipeline_seen_from, pipeline_ran_at) AS previous, clock_timestamp() AS ran_at,"
+            f" {SEEN_FROM} AS seen_from FROM workspaces WHERE id = %(workspace_id)s",
             {"workspace_id": workspace_id},
         ).fetchone()
         run = PipelineRun(workspace_id, row["previous"] if (incremental and row) else None, get_context(conn, workspace_id))
@@ -134,6 +136,10 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
             _analyze_rewritten(conn, changed)
         report.append({"name": step.name, "ms": round((time.perf_counter() - started) * 1000, 1),
                        "changed": {k: v for k, v in changed.items() if v}})
+    if row is not None:
+        with db.connection() as conn:
+            conn.execute("UPDATE workspaces SET pipeline_ran_at = %(ran_at)s, pipeline_seen_from = %(seen_from)s"
+                         " WHERE id = %(workspace_id)s", {**row, "workspace_id": workspace_id})
     return report
 
 
