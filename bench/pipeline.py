@@ -32,7 +32,8 @@ before every timed phase:
                title and one more participant, 1 % of deals a new amount and the next stage (+ a stage history
                row), 1 % of contacts a new title; 0.1 % new contacts, conversations and deals), then
                run_post_sync(incremental=True): --repeat times, median.
-Per step: the ms of run_post_sync's own report; per phase: the wall time around run_post_sync. Every
+Per step: the ms of run_post_sync's own report; per phase: the wall time around run_post_sync (less than the
+steps' sum: steps that do not depend on each other run at once, core.pipeline.PARALLEL_STEPS). Every
 statement a step runs is also timed (a thin wrapper around the pool's connections) and the heaviest are listed.
 
 Every pipeline statement runs under statement_timeout --timeout (default 300 s), so a pathological plan cannot
@@ -78,7 +79,7 @@ from core.db import embedded
 from core.db.database import Database
 from core.db.migrate import migrate_url
 from core.db.upsert import UpsertResult, upsert_rows
-from core.pipeline import run_post_sync, steps
+from core.pipeline import current_step, run_post_sync, steps
 from core.settings import Settings
 from core.workspaces import create_workspace
 
@@ -408,8 +409,8 @@ class _Conn:
 
 class TimedDB:
     """What run_post_sync needs of a Database (`connection()`), timing every statement and every connection.
-    run_post_sync takes one connection for its own bookkeeping, then one per step in order: the n-th connection
-    handed out is step n's (checked against the number of steps after each run).
+    Each connection is named after the step it serves (`core.pipeline.current_step`, set in the step's thread:
+    independent steps run at once), "(run_post_sync)" for the run's own bookkeeping.
 
     timeout: a statement_timeout (s) for the steps' transactions (0 = none). explain_over: auto_explain every
     statement slower than that (s), and, since a cancelled statement logs no plan, EXPLAIN (estimates only,
@@ -417,8 +418,8 @@ class TimedDB:
 
     def __init__(self, db: Database, explain_over: float = 0) -> None:
         self.db, self.explain_over, self.timeout = db, explain_over, 0.0
-        self.names = ["(run_post_sync)"] + [s.name for s in steps()]
         self._handled: weakref.WeakSet = weakref.WeakSet()
+        self._serving: dict[int, str] = {}  # id(connection) -> the step it serves now (for auto_explain notices)
         self.reset()
 
     def reset(self) -> None:
@@ -426,20 +427,19 @@ class TimedDB:
         self.step_times: list[tuple[str, float]] = []
         self.plans: list[tuple[str, str]] = []
         self.cancelled: tuple[str, float, str] | None = None
-        self._n, self._current, self._preplan = 0, "?", None
 
     @contextmanager
     def connection(self):
-        n, self._n = self._n, self._n + 1
-        name = self._current = self.names[n] if n < len(self.names) else "?"
+        name = current_step.get() or "(run_post_sync)"
         t0 = time.perf_counter()
         try:
             with self.db.connection() as conn:
+                self._serving[id(conn)] = name
                 if self.timeout:
                     conn.execute(f"SET LOCAL statement_timeout = {int(self.timeout * 1000)}")
                 if self.explain_over:
                     if conn not in self._handled:
-                        conn.add_notice_handler(self._notice)
+                        conn.add_notice_handler(lambda diag, key=id(conn): self._notice(key, diag))
                         self._handled.add(conn)
                     conn.execute("LOAD 'auto_explain'")
                     for k, v in (("log_min_duration", int(self.explain_over * 1000)), ("log_analyze", "on"),
@@ -448,22 +448,23 @@ class TimedDB:
 
                 def timed(call, query, params):
                     text = query if isinstance(query, str) else query.as_string(conn)
+                    preplan = None
                     if self.explain_over and _EXPLAINABLE.match(text):
                         try:
                             with conn.transaction():
-                                self._preplan = "\n".join(r[0] if isinstance(r, tuple) else next(iter(r.values()))
-                                                          for r in conn.execute("EXPLAIN " + text, params))
+                                preplan = "\n".join(r[0] if isinstance(r, tuple) else next(iter(r.values()))
+                                                     for r in conn.execute("EXPLAIN " + text, params))
                         except psycopg.Error as exc:
-                            self._preplan = f"(EXPLAIN failed: {exc})"
+                            preplan = f"(EXPLAIN failed: {exc})"
                     t = time.perf_counter()
                     try:
                         return call()
                     except psycopg.errors.QueryCanceled:
                         self.cancelled = (name, time.perf_counter() - t, _label(text))
-                        if self.explain_over and self._preplan:
+                        if self.explain_over and preplan:
                             self.plans.append((name, f"cancelled after {time.perf_counter() - t:.1f} s (statement_timeout);"
                                                      f" EXPLAIN without ANALYZE taken just before it ran:\n"
-                                                     f"Query Text: {text}\n{self._preplan}"))
+                                                     f"Query Text: {text}\n{preplan}"))
                         raise
                     finally:
                         self.statements.append((name, (time.perf_counter() - t) * 1000, _label(text)))
@@ -472,10 +473,10 @@ class TimedDB:
         finally:
             self.step_times.append((name, time.perf_counter() - t0))
 
-    def _notice(self, diag) -> None:
+    def _notice(self, conn_key: int, diag) -> None:
         msg = diag.message_primary or ""
         if msg.startswith("duration:"):
-            self.plans.append((self._current, msg))
+            self.plans.append((self._serving.get(conn_key, "?"), msg))
 
 
 def run_pipeline(tdb: TimedDB, ws: str, incremental: bool, timeout: float = 0) -> dict:
@@ -494,8 +495,6 @@ def run_pipeline(tdb: TimedDB, ws: str, incremental: bool, timeout: float = 0) -
     finally:
         tdb.timeout = 0
     wall = time.perf_counter() - t
-    if tdb._n != len(report) + 1:
-        print(f"  WARNING: {tdb._n} connections for {len(report)} steps: per-statement step names may be off")
     return {"wall": wall, "steps": {s["name"]: s["ms"] / 1000 for s in report},
             "changed": {s["name"]: s["changed"] for s in report}, "statements": list(tdb.statements),
             "plans": list(tdb.plans), "cancelled": None}

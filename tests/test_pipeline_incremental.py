@@ -327,3 +327,44 @@ def test_after_a_failed_step_the_next_incremental_run_still_sees_what_the_sync_w
     with db.connection() as conn:
         deal = conn.execute("SELECT stage_normalized, deal_risk FROM deals WHERE workspace_id = %s", (ws,)).fetchone()
     assert deal["stage_normalized"] == "qualification" and deal["deal_risk"] is not None
+
+
+def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, monkeypatch):
+    """A step waits for every lower-ordered step except those it is independent of; a failed step stops the
+    steps after it from starting, and its error is the run's."""
+    import threading
+    import time as clock
+
+    import core.pipeline as pipeline
+
+    spans: dict[str, tuple[float, float]] = {}
+    gate = threading.Barrier(2, timeout=10)  # a and b must be running at the same time to pass it
+
+    def step(name, *, meet=False, fail=False):
+        def fn(conn, run):
+            started = clock.perf_counter()
+            if meet:
+                gate.wait()
+            clock.sleep(0.05)
+            spans[name] = (started, clock.perf_counter())
+            if fail:
+                raise RuntimeError(f"{name} failed")
+            return {}
+        return fn
+
+    def install(*specs):
+        monkeypatch.setattr(pipeline, "_STEPS", {s.name: s for s in specs})
+        monkeypatch.setattr(pipeline, "_load_builtin", lambda: None)
+
+    Step = pipeline.Step
+    install(Step("a", 1, step("a", meet=True)), Step("b", 2, step("b", meet=True), frozenset({"a"})),
+            Step("c", 3, step("c")))
+    report = run_post_sync(db, workspace["id"])
+    assert [r["name"] for r in report] == ["a", "b", "c"]
+    assert spans["c"][0] >= max(spans["a"][1], spans["b"][1])  # c waited for both
+
+    spans.clear()
+    install(Step("a", 1, step("a", fail=True)), Step("b", 2, step("b")))
+    with pytest.raises(RuntimeError, match="a failed"):
+        run_post_sync(db, workspace["id"])
+    assert "b" not in spans

@@ -1,8 +1,10 @@
 """The post-sync pipeline: ordered, idempotent, set-based steps run over a workspace after every sync and
 import (and on `pandora relink`).
 
-Steps register here with a name and an order; each receives a pooled connection (its own transaction, so one
-slow step never holds another's locks) and a `PipelineRun`:
+Steps register here with a name and an order, and run after every step of a lower order but those they name
+as `independent_of` (no shared rows or inputs), so independent steps run at once, PARALLEL_STEPS at a time;
+each receives a pooled connection (its own transaction, so one slow step never holds another's locks) and a
+`PipelineRun`:
 - `workspace_id`;
 - `since`: None for a full run; otherwise from when the previous run could see every row (its start, or the
   start of a transaction still open then: `SEEN_FROM`), and a step may limit its work to
@@ -14,7 +16,10 @@ A step returns a dict of counts of what it changed; a second run over unchanged 
 """
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -32,15 +37,19 @@ class PipelineRun:
     as_of: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     changed_ids: dict[str, set] = field(default_factory=dict)
 
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
     def note(self, key: str, ids) -> None:
         """Record the ids of rows a step changed without moving their updated_at ("contacts.account_id"), so
         later steps of an incremental run look at them too. Full runs look at everything and record nothing."""
         if self.since is not None:
-            self.changed_ids.setdefault(key, set()).update(i for i in ids if i is not None)
+            with self._lock:  # steps that do not depend on each other run in threads at once
+                self.changed_ids.setdefault(key, set()).update(i for i in ids if i is not None)
 
     def noted(self, *keys: str) -> list:
         """The ids recorded under any of `keys`."""
-        return sorted(set().union(*(self.changed_ids.get(k, set()) for k in keys)), key=str)
+        with self._lock:
+            return sorted(set().union(*(self.changed_ids.get(k, set()) for k in keys)), key=str)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -65,17 +74,20 @@ StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]
 
 @dataclass(frozen=True)
 class Step:
+    """A step runs after every step of a lower order except those it names in `independent_of` (steps that
+    write none of what it reads and none of the rows it writes), so two independent steps may run at once."""
     name: str
     order: int
     fn: StepFn
+    independent_of: frozenset[str] = frozenset()
 
 
 _STEPS: dict[str, Step] = {}
 
 
-def register_step(name: str, order: int) -> Callable[[StepFn], StepFn]:
+def register_step(name: str, order: int, independent_of: tuple[str, ...] = ()) -> Callable[[StepFn], StepFn]:
     def wrap(fn: StepFn) -> StepFn:
-        _STEPS[name] = Step(name, order, fn)
+        _STEPS[name] = Step(name, order, fn, frozenset(independent_of))
         return fn
 
     return wrap
@@ -128,19 +140,60 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
         run = PipelineRun(workspace_id, row["previous"] if (incremental and row) else None, get_context(conn, workspace_id))
         if as_of is not None:
             run.as_of = as_of
-    report = []
-    for step in steps():
-        started = time.perf_counter()
-        with db.connection() as conn:
-            changed = step.fn(conn, run) or {}
-            _analyze_rewritten(conn, changed)
-        report.append({"name": step.name, "ms": round((time.perf_counter() - started) * 1000, 1),
-                       "changed": {k: v for k, v in changed.items() if v}})
+    report = _run_steps(db, run, steps())
     if row is not None:
         with db.connection() as conn:
             conn.execute("UPDATE workspaces SET pipeline_ran_at = %(ran_at)s, pipeline_seen_from = %(seen_from)s"
                          " WHERE id = %(workspace_id)s", {**row, "workspace_id": workspace_id})
     return report
+
+
+# Steps running at once. Each step's statements run on one server core (PostgreSQL plans no parallel workers
+# for UPDATE), so on the 2-core machines two independent steps finish in the time of the longer one.
+PARALLEL_STEPS = 2
+
+# The step whose statements a connection serves (set in the thread running it), for instrumentation that
+# wraps `db` (bench/pipeline.py times every statement by step).
+current_step: ContextVar[str | None] = ContextVar("current_step", default=None)
+
+
+def _run_steps(db, run: PipelineRun, ordered: list[Step]) -> list[dict[str, Any]]:
+    """Run the steps, each in its own transaction on its own pooled connection, up to PARALLEL_STEPS at once:
+    a step starts once every step it depends on has committed (lowest order first). After a failure no further
+    step starts; the ones running finish, then the first error is raised. The report keeps step order."""
+    needs = {s.name: {t.name for t in ordered if t.order < s.order and t.name not in s.independent_of}
+             for s in ordered}
+    pending, running, done, reports = list(ordered), {}, set(), {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=PARALLEL_STEPS, thread_name_prefix="pipeline") as pool:
+        while pending or running:
+            for step in [s for s in pending if failure is None and needs[s.name] <= done]:
+                if len(running) < PARALLEL_STEPS:
+                    pending.remove(step)
+                    running[pool.submit(_run_step, db, run, step)] = step
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                try:
+                    reports[step.name] = future.result()
+                    done.add(step.name)
+                except BaseException as exc:  # noqa: BLE001 (re-raised below, once the running steps are done)
+                    failure = failure or exc
+    if failure is not None:
+        raise failure
+    return [reports[s.name] for s in ordered]
+
+
+def _run_step(db, run: PipelineRun, step: Step) -> dict[str, Any]:
+    current_step.set(step.name)
+    started = time.perf_counter()
+    with db.connection() as conn:
+        changed = step.fn(conn, run) or {}
+        _analyze_rewritten(conn, changed)
+    return {"name": step.name, "ms": round((time.perf_counter() - started) * 1000, 1),
+            "changed": {k: v for k, v in changed.items() if v}}
 
 
 ANALYZE_AFTER_ROWS = 5000

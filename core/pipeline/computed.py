@@ -478,7 +478,8 @@ def parameters(run: PipelineRun) -> dict[str, Any]:
             **{f"days_{n}": as_of - timedelta(days=n) for n in (7, 14, 30, 90)}}
 
 
-@register_step("computed_fields", order=60)
+# CWD writes only its own three conversation columns, which no score reads: the two run at once.
+@register_step("computed_fields", order=60, independent_of=("cwd",))
 def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
     params = parameters(run)
     incremental = run.since is not None
