@@ -1,7 +1,8 @@
 """Cross-entity linker: fill contact_id / account_id / deal_id of conversations and activities.
 
-Post-sync step `linker` (order 30, after the internal filter, so internal meetings are never linked). Per table,
-one set-based UPDATE computes every tier for every row at once and writes only rows whose links change.
+Post-sync steps `linker` (conversations, order 30, after the internal filter, so internal meetings are never
+linked) and `linker_activities` (order 31, run beside it). Per table, one set-based UPDATE computes every tier
+for every row at once and writes only rows whose links change.
 
 Tiers (rank in brackets; `link_details` records per field which method set it, e.g.
 {"contact": "email_match", "account": "crm_native", "deal": "deal_inference"}):
@@ -373,34 +374,43 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
     return _CANDIDATES.format(**names), _EMAILS.format(**names), _REFS.format(**names), _LINK.format(**names)
 
 
-@register_step("linker", order=30)
-def link_entities(conn, run) -> dict[str, int]:
+def _link(conn, run, table: str, step: str) -> dict[str, int]:
+    """Link the rows of one table (its own step: see below)."""
     domains = internal_domains(conn, run)
     state = {"rules": RULES_VERSION, "filter_rules": FILTER_RULES, "internal_domains": domains}
-    full = run.since is None or last_used(conn, run.workspace_id, "linker") != state
+    full = run.since is None or last_used(conn, run.workspace_id, step) != state
     params = {**run.params, "full": full, "internal_domains": domains}
     if not full:
         params.update(conn.execute(_CHANGES, {
             **params, "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
             "noted_contacts": run.noted("contacts.account_id")}).fetchone())
-    changed: dict[str, int] = {}
     with conn.transaction():  # the temp tables and SET LOCAL need one, even on an autocommit connection
         conn.execute("SET LOCAL work_mem = '64MB'")  # the joins and sorts below cover the whole workspace
-        for table in _TABLES:
-            candidates, emails, refs, link = _statements(table, not full)
-            temps = f"_linker_emails_{table}, _linker_refs_{table}"
-            if not full:
-                own = [k for k in run.changed_ids if k.startswith(f"{table}.")]
-                listed = (rows_naming(conn, table, "emails", run.workspace_id, params["changed_emails"])
-                          + rows_naming(conn, table, "crm_ids", run.workspace_id, params["changed_sids"]))
-                conn.execute(candidates, {**params, "cand_own": run.noted(*own), "cand_listed": listed})
-                conn.execute(f"ANALYZE _linker_cand_{table}")
-                temps += f", _linker_cand_{table}"
-            conn.execute(emails, params)
-            conn.execute(refs, params)
-            conn.execute(f"ANALYZE _linker_emails_{table}, _linker_refs_{table}")
-            row = conn.execute(link, params).fetchone()
-            conn.execute(f"DROP TABLE {temps}")
-            changed.update({f"{table}.{k}": v for k, v in row.items() if v})
-        remember(conn, run.workspace_id, "linker", state)
-    return changed
+        candidates, emails, refs, link = _statements(table, not full)
+        temps = f"_linker_emails_{table}, _linker_refs_{table}"
+        if not full:
+            own = [k for k in run.changed_ids if k.startswith(f"{table}.")]
+            listed = (rows_naming(conn, table, "emails", run.workspace_id, params["changed_emails"])
+                      + rows_naming(conn, table, "crm_ids", run.workspace_id, params["changed_sids"]))
+            conn.execute(candidates, {**params, "cand_own": run.noted(*own), "cand_listed": listed})
+            conn.execute(f"ANALYZE _linker_cand_{table}")
+            temps += f", _linker_cand_{table}"
+        conn.execute(emails, params)
+        conn.execute(refs, params)
+        conn.execute(f"ANALYZE _linker_emails_{table}, _linker_refs_{table}")
+        row = conn.execute(link, params).fetchone()
+        conn.execute(f"DROP TABLE {temps}")
+        remember(conn, run.workspace_id, step, state)
+    return {f"{table}.{k}": v for k, v in row.items() if v}
+
+
+# One step per table: they share no rows and neither reads what the other writes, so they run at once (each
+# UPDATE runs on one server core). Each remembers its own rules and domains.
+@register_step("linker", order=30)
+def link_conversations(conn, run) -> dict[str, int]:
+    return _link(conn, run, "conversations", "linker")
+
+
+@register_step("linker_activities", order=31, independent_of=("linker",))
+def link_activities(conn, run) -> dict[str, int]:
+    return _link(conn, run, "activities", "linker_activities")
