@@ -677,7 +677,7 @@ def main() -> None:
             show_run(f"run {k + 1}/{args.repeat}", steady[-1], changed=False)
             changed = {s: c for s, c in steady[-1]["changed"].items() if c}
             if changed:
-                timed = {"computed_fields", "cwd"}  # their values depend on as_of (ages, windows, days in stage)
+                timed = {"computed_deals", "computed_contacts", "computed_accounts", "cwd"}  # as_of-dependent values
                 print(("    note" if set(changed) <= timed else "    WARNING") + ": a steady-state run changed rows: "
                       + "; ".join(f"{s}: {c}" for s, c in changed.items())
                       + (" (time-based values move as as_of crosses day boundaries between runs)"

@@ -314,8 +314,8 @@ def test_other_workspaces_are_left_alone(db, risky):
 def test_the_step_runs_in_the_post_sync_pipeline(db, risky):
     first = {s["name"]: s["changed"] for s in run_post_sync(db, risky["id"], as_of=AS_OF)}
     second = {s["name"]: s["changed"] for s in run_post_sync(db, risky["id"], as_of=AS_OF)}
-    assert first["computed_fields"]["deals"] == 1
-    assert second["computed_fields"] == {}
+    assert first["computed_deals"]["deals"] == 1
+    assert second["computed_deals"] == second["computed_contacts"] == second["computed_accounts"] == {}
 
 
 def test_incremental_run_recomputes_the_changed_deal_like_a_full_run(db, acme):

@@ -283,7 +283,7 @@ def test_the_post_sync_pipeline_runs_after_the_sync(db, vault, workspace, connec
     report = engine.run(workspace["id"], "monday")
     assert report.status == "succeeded", report.error
     names = [s["name"] for s in report.steps]
-    assert "resolve_references" in names and "monday_task_deals" in names and "computed_fields" in names
+    assert "resolve_references" in names and "monday_task_deals" in names and "computed_deals" in names
     [log] = rows(db, workspace, "SELECT status, steps FROM sync_log WHERE workspace_id = %s")
     assert log["status"] == "succeeded" and len(log["steps"]) == len(report.steps)
 

@@ -298,7 +298,7 @@ def test_contacts_follow_their_deal_closing_in_an_incremental_run(db, workspace)
                                         {**deal, "source_id": "d3", "name": "Deal 3", "amount": 2000}])
     report = {s["name"]: s["changed"] for s in run_post_sync(db, ws, incremental=True)}
     assert scores() == {"c1": None, "c2": None, "c3": 15}
-    assert report["computed_fields"]["contacts"] == 2
+    assert report["computed_contacts"]["contacts"] == 2
 
 
 def test_after_a_failed_step_the_next_incremental_run_still_sees_what_the_sync_wrote(db, workspace, monkeypatch):
@@ -312,15 +312,16 @@ def test_after_a_failed_step_the_next_incremental_run_still_sees_what_the_sync_w
         ran_before = conn.execute("SELECT pipeline_ran_at FROM workspaces WHERE id = %s", (ws,)).fetchone()
         upsert_rows(conn, "deals", ws, [{"source": "hubspot", "source_id": "d1", "name": "Open", "stage": "qualifiedtobuy",
                                          "amount": 5000}])
-    computed = pipeline._STEPS["computed_fields"]
+    computed = pipeline._STEPS["computed_deals"]
 
     def broken(conn, run):
         raise RuntimeError("scoring failed")
 
-    monkeypatch.setitem(pipeline._STEPS, "computed_fields", pipeline.Step(computed.name, computed.order, broken))
+    monkeypatch.setitem(pipeline._STEPS, "computed_deals", pipeline.Step(computed.name, computed.order, broken,
+                                                                          computed.independent_of))
     with pytest.raises(RuntimeError, match="scoring failed"):
         run_post_sync(db, ws, incremental=True)
-    monkeypatch.setitem(pipeline._STEPS, "computed_fields", computed)
+    monkeypatch.setitem(pipeline._STEPS, "computed_deals", computed)
     with db.connection() as conn:
         assert conn.execute("SELECT pipeline_ran_at FROM workspaces WHERE id = %s", (ws,)).fetchone() == ran_before
     run_post_sync(db, ws, incremental=True)

@@ -1,9 +1,10 @@
-"""Computed fields: activity dates and 0-100 scores on deals, contacts and accounts (post-sync step 60, last).
+"""Computed fields: activity dates and 0-100 scores on deals, contacts and accounts (post-sync steps 60-62, last).
 
-One set-based `UPDATE … FROM (CTEs)` per table: deals, then contacts, then accounts (which read what the first
-two wrote). It writes only last_activity_at, days_in_stage, velocity_score, deal_risk, deal_risk_factors,
-health_score and engagement_score, only on rows whose values change (`IS DISTINCT FROM`), and never sets
-`updated_at` (that marks source changes): a second run at the same as_of changes nothing.
+One set-based `UPDATE … FROM (CTEs)` per table, each its own step: computed_deals and computed_contacts (which
+read none of each other's values, so they run at once), then computed_accounts (which reads what both wrote).
+It writes only last_activity_at, days_in_stage, velocity_score, deal_risk, deal_risk_factors, health_score and
+engagement_score, only on rows whose values change (`IS DISTINCT FROM`), and never sets `updated_at` (that marks
+source changes): a second run at the same as_of changes nothing.
 
 Conventions. "Now" is `as_of`; rows dated after it are ignored; "in the last N days" is the N × 24 h before it;
 days are floored; close dates compare with as_of's UTC date. Deleted rows (deleted_at) are neither written nor
@@ -399,14 +400,14 @@ WITH act AS MATERIALIZED (
     UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
     UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id IN (SELECT id FROM d)
     -- an account reads its contacts' last_activity_at, which the contacts statement reports when it moves
-    -- (compute_fields adds those accounts); here only contacts whose account itself may have changed
+    -- (computed_contacts notes those accounts); here only contacts whose account itself may have changed
     UNION SELECT account_id FROM contacts
            WHERE workspace_id = %(workspace_id)s AND ({changed_since('contacts')} OR id = ANY(%(noted_contacts)s::uuid[]))
 )
-SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS deals,
-       ARRAY(SELECT id FROM c WHERE id IS NOT NULL) AS contacts,
-       ARRAY(SELECT id FROM a WHERE id IS NOT NULL) AS accounts
 """
+# Each step selects its own list (a WITH query nothing reads is not run).
+_AFFECTED_IDS = {table: _AFFECTED + f"SELECT ARRAY(SELECT id FROM {cte} WHERE id IS NOT NULL) AS ids"
+                 for table, cte in (("deals", "d"), ("contacts", "c"), ("accounts", "a"))}
 
 # Also on each UPDATE's target: the same ids as an index condition, so the rows to write are looked up by id
 # rather than hashed from a scan of the whole table (the planner cannot tell calc is small).
@@ -478,44 +479,74 @@ def parameters(run: PipelineRun) -> dict[str, Any]:
             **{f"days_{n}": as_of - timedelta(days=n) for n in (7, 14, 30, 90)}}
 
 
-# CWD writes only its own three conversation columns, which no score reads: the two run at once.
-@register_step("computed_fields", order=60, independent_of=("cwd",))
-def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
+_STATEMENTS = {"deals": _DEALS, "contacts": _CONTACTS, "accounts": _ACCOUNTS}
+
+
+def _affected(conn, run: PipelineRun, params: dict[str, Any], table: str) -> list:
+    """The ids of `table` an incremental run recomputes (see the module docstring)."""
+    noted = {"noted_activities": run.noted("activities.account_id", "activities.contact_id", "activities.deal_id"),
+             "noted_history": run.noted("deal_stage_history.deal_id", "deal_stage_history.stage_normalized"),
+             "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
+             "noted_contacts": run.noted("contacts.account_id", "deal_contacts.contact_id"),
+             "noted_open": run.noted("deals.open")}
+    ids = conn.cursor(row_factory=dict_row).execute(_AFFECTED_IDS[table], {**params, **noted}).fetchone()["ids"]
+    if table == "accounts":  # accounts whose contacts' last activity moved (reported by computed_contacts)
+        ids = list({*ids, *run.noted("accounts.contact_activity")})
+    return ids
+
+
+def _compute(conn, run: PipelineRun, table: str) -> dict[str, int]:
+    """One table's statement; an incremental run first finds which of its rows to recompute."""
     params = parameters(run)
     incremental = run.since is not None
+    by_email = False
     if incremental:
-        noted = {"noted_activities": run.noted("activities.account_id", "activities.contact_id", "activities.deal_id"),
-                 "noted_history": run.noted("deal_stage_history.deal_id", "deal_stage_history.stage_normalized"),
-                 "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
-                 "noted_contacts": run.noted("contacts.account_id", "deal_contacts.contact_id"),
-                 "noted_open": run.noted("deals.open")}
-        affected = conn.cursor(row_factory=dict_row).execute(_AFFECTED, {**params, **noted}).fetchone()
-        if not any(affected.values()):
+        params[table] = _affected(conn, run, params, table)
+        if not params[table]:
             return {}
-        params.update(affected)
-        emails = conn.execute(
-            "SELECT ARRAY(SELECT DISTINCT lower(email) FROM contacts WHERE workspace_id = %(workspace_id)s"
-            " AND id = ANY(%(contacts)s::uuid[]) AND email IS NOT NULL) AS emails", params).fetchone()["emails"]
-        # Conversations listing an affected contact's e-mail, through the GIN index while that is cheap; with
-        # thousands of addresses one pass over the participants (the /*emails*/ marker left empty) is faster.
-        params["email_conversations"] = (rows_naming(conn, "conversations", "emails", run.workspace_id, emails)
-                                         if len(emails) <= GIN_LOOKUP_MAX else None)
+        if table == "contacts":
+            emails = conn.execute(
+                "SELECT ARRAY(SELECT DISTINCT lower(email) FROM contacts WHERE workspace_id = %(workspace_id)s"
+                " AND id = ANY(%(contacts)s::uuid[]) AND email IS NOT NULL) AS emails", params).fetchone()["emails"]
+            # Conversations listing an affected contact's e-mail, through the GIN index up to GIN_LOOKUP_MAX
+            # addresses; past that one pass over the participants (the /*emails*/ marker left empty) is faster.
+            if len(emails) <= GIN_LOOKUP_MAX:
+                params["email_conversations"] = rows_naming(conn, "conversations", "emails", run.workspace_id, emails)
+                by_email = True
     conn.execute("SET LOCAL work_mem = '64MB'")  # the per-deal/contact aggregates hash in memory, not on disk
-    changed = {}
-    for table, statement in (("deals", _DEALS), ("contacts", _CONTACTS), ("accounts", _ACCOUNTS)):
-        if incremental and not params[table]:
-            continue
-        by_email = incremental and params.get("email_conversations") is not None
-        statement = _scoped(statement, incremental, by_email)
-        if incremental and table == "contacts":  # accounts whose contacts' last activity moved: rescored below
-            moved = conn.execute(statement + " RETURNING c.account_id", params).fetchall()
-            changed[table] = len(moved)
-            params["accounts"] = list({*params["accounts"], *(r["account_id"] for r in moved if r["account_id"])})
-            continue
-        # The planner cannot count JSON array elements (it assumes 100 a conversation) and looks up every
-        # participant's e-mail in the contacts index, one probe each (2 s for 500k participants); over the whole
-        # workspace one hash join of the two is twice as fast.
-        hash_join = {"enable_nestloop": "off"} if table == "contacts" else {}
-        with planner(conn, **hash_join):
-            changed[table] = conn.execute(statement, params).rowcount
-    return {k: v for k, v in changed.items() if v}
+    statement = _scoped(_STATEMENTS[table], incremental, by_email)
+    if incremental and table == "contacts":  # accounts whose contacts' last activity moved: rescored after
+        moved = conn.execute(statement + " RETURNING c.account_id", params).fetchall()
+        run.note("accounts.contact_activity", [r["account_id"] for r in moved])
+        return {"contacts": len(moved)} if moved else {}
+    # The planner cannot count JSON array elements (it assumes 100 a conversation) and looks up every
+    # participant's e-mail in the contacts index, one probe each (2 s for 500k participants); over the whole
+    # workspace one hash join of the two is twice as fast.
+    with planner(conn, **({"enable_nestloop": "off"} if table == "contacts" else {})):
+        n = conn.execute(statement, params).rowcount
+    return {table: n} if n else {}
+
+
+# Three steps: deals and contacts read none of each other's scores and run at once; accounts read both. CWD
+# writes only its own three conversation columns, which no score reads: it runs beside them.
+@register_step("computed_deals", order=60, independent_of=("cwd",))
+def compute_deals(conn, run: PipelineRun) -> dict[str, int]:
+    return _compute(conn, run, "deals")
+
+
+@register_step("computed_contacts", order=61, independent_of=("cwd", "computed_deals"))
+def compute_contacts(conn, run: PipelineRun) -> dict[str, int]:
+    return _compute(conn, run, "contacts")
+
+
+@register_step("computed_accounts", order=62, independent_of=("cwd",))
+def compute_accounts(conn, run: PipelineRun) -> dict[str, int]:
+    return _compute(conn, run, "accounts")
+
+
+def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
+    """The three steps' work in order on one connection, for callers outside the pipeline's scheduler."""
+    changed: dict[str, int] = {}
+    for table in ("deals", "contacts", "accounts"):
+        changed.update(_compute(conn, run, table))
+    return changed
