@@ -405,9 +405,13 @@ WITH act AS MATERIALIZED (
            WHERE workspace_id = %(workspace_id)s AND ({changed_since('contacts')} OR id = ANY(%(noted_contacts)s::uuid[]))
 )
 """
-# Each step selects its own list (a WITH query nothing reads is not run).
-_AFFECTED_IDS = {table: _AFFECTED + f"SELECT ARRAY(SELECT id FROM {cte} WHERE id IS NOT NULL) AS ids"
-                 for table, cte in (("deals", "d"), ("contacts", "c"), ("accounts", "a"))}
+# What each step selects (a WITH query nothing reads is not run). computed_deals also finds the accounts (they
+# read its deals' scope) and notes them for computed_accounts, which then runs no query of its own to scope.
+_AFFECTED_IDS = {
+    "deals": _AFFECTED + "SELECT ARRAY(SELECT id FROM d WHERE id IS NOT NULL) AS ids,"
+                         " ARRAY(SELECT id FROM a WHERE id IS NOT NULL) AS accounts",
+    "contacts": _AFFECTED + "SELECT ARRAY(SELECT id FROM c WHERE id IS NOT NULL) AS ids",
+}
 
 # Also on each UPDATE's target: the same ids as an index condition, so the rows to write are looked up by id
 # rather than hashed from a scan of the whole table (the planner cannot tell calc is small).
@@ -483,16 +487,19 @@ _STATEMENTS = {"deals": _DEALS, "contacts": _CONTACTS, "accounts": _ACCOUNTS}
 
 
 def _affected(conn, run: PipelineRun, params: dict[str, Any], table: str) -> list:
-    """The ids of `table` an incremental run recomputes (see the module docstring)."""
+    """The ids of `table` an incremental run recomputes (see the module docstring). Accounts: those computed_deals
+    noted, and those whose contacts' last activity moved (noted by computed_contacts)."""
+    if table == "accounts":
+        return run.noted("accounts.affected", "accounts.contact_activity")
     noted = {"noted_activities": run.noted("activities.account_id", "activities.contact_id", "activities.deal_id"),
              "noted_history": run.noted("deal_stage_history.deal_id", "deal_stage_history.stage_normalized"),
              "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
              "noted_contacts": run.noted("contacts.account_id", "deal_contacts.contact_id"),
              "noted_open": run.noted("deals.open")}
-    ids = conn.cursor(row_factory=dict_row).execute(_AFFECTED_IDS[table], {**params, **noted}).fetchone()["ids"]
-    if table == "accounts":  # accounts whose contacts' last activity moved (reported by computed_contacts)
-        ids = list({*ids, *run.noted("accounts.contact_activity")})
-    return ids
+    row = conn.cursor(row_factory=dict_row).execute(_AFFECTED_IDS[table], {**params, **noted}).fetchone()
+    if table == "deals":
+        run.note("accounts.affected", row["accounts"])
+    return row["ids"]
 
 
 def _compute(conn, run: PipelineRun, table: str) -> dict[str, int]:
