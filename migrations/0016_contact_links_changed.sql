@@ -6,10 +6,11 @@
 -- after their conversations. The pipeline's own writes (account_id, scores) never move it.
 ALTER TABLE contacts ADD COLUMN links_changed_at timestamptz;
 
--- now() is the writing transaction's start, as in updated_at, which is what SEEN_FROM accounts for.
-CREATE FUNCTION pandora_contact_links_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Sets the column the trigger names to now(): the writing transaction's start, as in updated_at, which is what
+-- SEEN_FROM accounts for. One function for every such change stamp.
+CREATE FUNCTION pandora_stamp_now() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.links_changed_at := now();
+    NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[0], now()));
     RETURN NEW;
 END $$;
 
@@ -19,4 +20,4 @@ CREATE TRIGGER contacts_links_changed BEFORE UPDATE ON contacts FOR EACH ROW
     WHEN ((NEW.email, NEW.company_name, NEW.account_source_id, NEW.custom_fields -> 'associated_deals', NEW.deleted_at)
           IS DISTINCT FROM (OLD.email, OLD.company_name, OLD.account_source_id, OLD.custom_fields -> 'associated_deals',
                             OLD.deleted_at))
-    EXECUTE FUNCTION pandora_contact_links_changed();
+    EXECUTE FUNCTION pandora_stamp_now('links_changed_at');

@@ -9,18 +9,12 @@ CREATE INDEX conversations_unclassified ON conversations (workspace_id) WHERE is
 -- by the step instead. NULL: not since the deal was created.
 ALTER TABLE deals ADD COLUMN open_changed_at timestamptz;
 
-CREATE FUNCTION pandora_deal_open_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.open_changed_at := now();
-    RETURN NEW;
-END $$;
-
 CREATE TRIGGER deals_open_changed BEFORE UPDATE ON deals FOR EACH ROW
     WHEN (NEW.updated_at IS DISTINCT FROM OLD.updated_at
           AND (NEW.deleted_at IS NULL AND COALESCE(NEW.stage_normalized NOT IN ('closed_won', 'closed_lost'), true))
               IS DISTINCT FROM
               (OLD.deleted_at IS NULL AND COALESCE(OLD.stage_normalized NOT IN ('closed_won', 'closed_lost'), true)))
-    EXECUTE FUNCTION pandora_deal_open_changed();
+    EXECUTE FUNCTION pandora_stamp_now('open_changed_at');
 
 -- Contacts whose e-mail, company, account reference, named deals or deletion changed since a time, or that were
 -- created since (core.pipeline.changed_since): a sync that retitles ten thousand contacts puts a thousand here,

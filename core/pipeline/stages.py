@@ -56,14 +56,18 @@ UPDATE deals d SET stage_normalized = v.stage
  WHERE d.workspace_id = %(workspace_id)s AND d.id = v.id AND v.stage IS NOT NULL
    AND d.stage_normalized IS DISTINCT FROM v.stage
 """
-# Incremental: deals a sync wrote since, and deals whose mapping changed since, each through an index (an OR of
-# the two over the join reads every deal of the workspace twice).
-_DEALS_SCOPE = """AND d2.id IN (SELECT id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
-                            UNION
-                            SELECT x.id FROM stage_mappings mx
-                              JOIN deals x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
+
+
+def _written_or_remapped(table: str, alias: str) -> str:
+    """Incremental scope: rows of `table` a sync wrote since, and rows whose stage mapping changed since, each
+    through an index (an OR of the two over the join reads every row of the workspace twice)."""
+    return f"""AND {alias}.id IN (SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
+                          UNION
+                          SELECT x.id FROM stage_mappings mx
+                            JOIN {table} x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
                                           AND x.stage = mx.raw_stage
-                             WHERE mx.workspace_id = %(workspace_id)s AND mx.updated_at > %(since)s)"""
+                           WHERE mx.workspace_id = %(workspace_id)s AND mx.updated_at > %(since)s)"""
+
 
 # A deal is open unless closed_won / closed_lost (NULL: open), as everywhere in the pipeline.
 _OPEN = "COALESCE({} NOT IN ('closed_won', 'closed_lost'), true)"
@@ -75,13 +79,6 @@ UPDATE deal_stage_history h SET stage_normalized = m.stage_normalized
    AND m.source = h.source AND m.raw_stage = h.stage
    AND h.stage_normalized IS DISTINCT FROM m.stage_normalized {history_scope}
 """
-_HISTORY_SCOPE = """AND h.id IN (SELECT id FROM deal_stage_history WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
-                           UNION
-                           SELECT x.id FROM stage_mappings mx
-                             JOIN deal_stage_history x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
-                                                      AND x.stage = mx.raw_stage
-                            WHERE mx.workspace_id = %(workspace_id)s AND mx.updated_at > %(since)s)"""
-
 
 def _metadata_label(stages_meta: dict, raw: str) -> tuple[str, bool | None, bool | None, float | None]:
     info = (stages_meta or {}).get(raw)
@@ -110,7 +107,8 @@ def normalize_stages(conn, run) -> dict[str, int]:
         changed["deals"] = conn.execute(_APPLY.format(deals_scope=""), params).rowcount
         changed["deal_stage_history"] = conn.execute(_APPLY_HISTORY.format(history_scope=""), params).rowcount
     else:  # a remapped stage moves deals no sync touched: the later steps of this run must look at them
-        apply, apply_history = _APPLY.format(deals_scope=_DEALS_SCOPE), _APPLY_HISTORY.format(history_scope=_HISTORY_SCOPE)
+        apply = _APPLY.format(deals_scope=_written_or_remapped("deals", "d2"))
+        apply_history = _APPLY_HISTORY.format(history_scope=_written_or_remapped("deal_stage_history", "h"))
         moved = conn.execute(apply + f" RETURNING d.id, {_OPEN.format('v.was')} IS DISTINCT FROM {_OPEN.format('v.stage')}"
                              " AS flipped", params).fetchall()
         deals = [r["id"] for r in moved]
