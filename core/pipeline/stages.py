@@ -15,7 +15,7 @@ stored with origin 'inferred' so the user can see and change them with `pandora 
 from __future__ import annotations
 
 
-from core.pipeline import register_step
+from core.pipeline import changed_since, register_step
 from core.stages import normalize_stage
 
 _UNMAPPED = """
@@ -61,7 +61,7 @@ UPDATE deals d SET stage_normalized = v.stage
 def _written_or_remapped(table: str, alias: str) -> str:
     """Incremental scope: rows of `table` a sync wrote since, and rows whose stage mapping changed since, each
     through an index (an OR of the two over the join reads every row of the workspace twice)."""
-    return f"""AND {alias}.id IN (SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
+    return f"""AND {alias}.id IN (SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND {changed_since(table)}
                           UNION
                           SELECT x.id FROM stage_mappings mx
                             JOIN {table} x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
