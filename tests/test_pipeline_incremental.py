@@ -369,3 +369,14 @@ def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, mo
     with pytest.raises(RuntimeError, match="a failed"):
         run_post_sync(db, workspace["id"])
     assert "b" not in spans
+
+    # Of the steps ready at once, the one others wait on starts first: "lone" (lowest order, nothing waits on it)
+    # must not take a slot before "feeds", whose dependant "last" would then start late.
+    spans.clear()
+    install(Step("lone", 1, step("lone")), Step("other", 2, step("other"), frozenset({"lone"})),
+            Step("feeds", 3, step("feeds"), frozenset({"lone", "other"})),
+            Step("last", 4, step("last"), frozenset({"lone", "other"})))
+    monkeypatch.setattr(pipeline, "PARALLEL_STEPS", 1)
+    report = run_post_sync(db, workspace["id"])
+    assert [r["name"] for r in report] == ["lone", "other", "feeds", "last"]
+    assert min(spans, key=lambda name: spans[name][0]) == "feeds"
