@@ -158,3 +158,26 @@ def test_incremental_runs_resolve_references_whose_target_arrives_later(db, work
     incremental = run_post_sync(db, workspace["id"], incremental=True)
     assert _changes(incremental, "resolve_references") == {"contacts.account_id": 1}
     assert links(db, workspace, "contacts") == {"c1": "Acme"}
+
+
+def test_a_contact_moving_to_another_account_changes_its_inferred_deal_incrementally(db, workspace):
+    """Inferred links are looked at through the scoped accounts' deals; a contact that moved account is looked
+    at through itself, so its link to the old account's deal goes and the new account's only deal is inferred."""
+    def sync(table, rows):
+        with db.connection() as conn:
+            upsert_rows(conn, table, workspace["id"], [{"source": "hubspot", **r} for r in rows])
+
+    sync("accounts", [{"source_id": "a1", "name": "Acme"}, {"source_id": "a2", "name": "Globex"}])
+    sync("deals", [{"source_id": "d1", "name": "Acme Pilot", "account_source_id": "a1"},
+                   {"source_id": "d2", "name": "Globex Deal", "account_source_id": "a2"}])
+    sync("contacts", [{"source_id": "c1", "email": "bob@acme.io", "account_source_id": "a1"},
+                      {"source_id": "c2", "email": "amy@acme.io", "account_source_id": "a1"}])
+    run_post_sync(db, workspace["id"])
+    assert deal_contacts(db, workspace) == [("amy@acme.io", "Acme Pilot", "inferred_single_deal"),
+                                            ("bob@acme.io", "Acme Pilot", "inferred_single_deal")]
+    sync("contacts", [{"source_id": "c1", "email": "bob@acme.io", "account_source_id": "a2"}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    assert deal_contacts(db, workspace) == [("amy@acme.io", "Acme Pilot", "inferred_single_deal"),
+                                            ("bob@acme.io", "Globex Deal", "inferred_single_deal")]
+    full = run_post_sync(db, workspace["id"])
+    assert _changes(full, "associations") == {} and _changes(full, "resolve_references") == {}

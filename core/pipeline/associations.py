@@ -105,15 +105,17 @@ DELETE FROM deal_contacts dc USING cand x
                      WHERE c.workspace_id = dc.workspace_id AND c.id = dc.contact_id AND o.deal_id = dc.deal_id)
         OR {_OTHER_LINK.format(contact="dc.contact_id")})
 """
-# The inferred links to look at: all of them on a full run; on an incremental one, those of contacts at the
+# The inferred links to look at: all of them on a full run; on an incremental one, those to the deals of the
 # scoped accounts, of changed contacts and of changed deals, each branch an index lookup (an OR of the three
 # would make the planner test every link against a subquery that no longer fits in memory at 1M contacts).
+# A link was inferred to a deal of the contact's account, so the links of a scoped account's contacts are
+# those to its deals, but for contacts that moved account since: those are changed contacts (`_SCOPE`).
+# Through the deals (a few per account) rather than the contacts (twenty per account), and never a pass
+# over every link.
 _INFERRED = """SELECT deal_id, contact_id FROM deal_contacts
      WHERE workspace_id = %(workspace_id)s AND role_source = 'inferred_single_deal'"""
-_INFERRED_SCOPED = f"""SELECT dc.deal_id, dc.contact_id FROM deal_contacts dc
-      JOIN contacts c ON c.workspace_id = dc.workspace_id AND c.id = dc.contact_id
-     WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
-       AND c.workspace_id = %(workspace_id)s AND c.account_id = ANY(%(accounts)s::uuid[])
+_INFERRED_SCOPED = f"""{_INFERRED} AND deal_id IN (SELECT id FROM deals WHERE workspace_id = %(workspace_id)s
+                                                  AND account_id = ANY(%(accounts)s::uuid[]))
     UNION {_INFERRED} AND contact_id = ANY(%(contacts)s::uuid[])
     UNION {_INFERRED} AND deal_id = ANY(%(deals)s::uuid[])"""
 _INFER_SINGLE_DEAL = f"""
@@ -137,7 +139,10 @@ ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 # and the accounts of the changed contacts (a changed contact is looked at alone, not its whole account).
 _SCOPE = f"""
 WITH d AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
-     c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND {changed_since("contacts")}),
+     c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND {changed_since("contacts")}
+           UNION  -- and those whose account the reference step just resolved (no write of theirs moved)
+           SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s
+                                                 AND id = ANY(%(noted_contacts)s::uuid[])),
      a AS (SELECT account_id FROM d WHERE account_id IS NOT NULL
            UNION SELECT id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
            UNION SELECT ct.account_id FROM deal_contacts dc
@@ -196,7 +201,8 @@ def infer_associations(conn, run) -> dict[str, int]:
     workspace_id = run.workspace_id
     from psycopg import sql
 
-    params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL, "since": run.since}
+    params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL, "since": run.since,
+              "noted_contacts": run.noted("contacts.account_id")}
     conn.execute("SET LOCAL work_mem = '64MB'")  # per-account and per-contact hash tables stay in memory
     scope = None
     if run.since is not None:
@@ -214,6 +220,7 @@ def infer_associations(conn, run) -> dict[str, int]:
     explicit = _scoped(_EXPLICIT_DEALS, scope, *(["/*contacts*/"] if scope and scope["deals_changed"] else []))
     changed["deal_contacts.explicit_deal_name"] = conn.execute(explicit, params).rowcount
     if scope is not None:  # the accounts may have gained links just above
+        params["noted_contacts"] = run.noted("contacts.account_id")
         params.update(conn.execute(_SCOPE, params).fetchone())
         if not params["accounts"] and not params["contacts"] and not params["deals"]:
             return {k: v for k, v in changed.items() if v}

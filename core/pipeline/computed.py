@@ -390,11 +390,11 @@ WITH act AS MATERIALIZED (
     UNION SELECT unnest(%(noted_contacts)s::uuid[])
     -- "on an open deal" moves for the contacts of deals that opened, closed or were deleted (by a sync or
     -- import: open_changed_at, migration 0017; by this run's stage step: noted), not of every affected deal
-    UNION SELECT contact_id FROM deal_contacts
+    UNION SELECT contact_id FROM deal_contacts WHERE {_changed('deal_contacts')}
+    UNION SELECT contact_id FROM deal_contacts  -- (an OR of the two would read every link)
            WHERE workspace_id = %(workspace_id)s
-             AND (updated_at > %(since)s
-                  OR deal_id IN (SELECT id FROM deals WHERE {_changed('deals')} AND open_changed_at > %(since)s
-                                 UNION SELECT unnest(%(noted_open)s::uuid[])))
+             AND deal_id IN (SELECT id FROM deals WHERE {_changed('deals')} AND open_changed_at > %(since)s
+                             UNION SELECT unnest(%(noted_open)s::uuid[]))
 ), a AS (
     SELECT id FROM accounts WHERE {_changed('accounts')}
     UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
@@ -523,7 +523,8 @@ def _compute(conn, run: PipelineRun, table: str) -> dict[str, int]:
     conn.execute("SET LOCAL work_mem = '64MB'")  # the per-deal/contact aggregates hash in memory, not on disk
     statement = _scoped(_STATEMENTS[table], incremental, by_email)
     if incremental and table == "contacts":  # accounts whose contacts' last activity moved: rescored after
-        moved = conn.execute(statement + " RETURNING c.account_id", params).fetchall()
+        with planner(conn, enable_seqscan="off"):
+            moved = conn.execute(statement + " RETURNING c.account_id", params).fetchall()
         run.note("accounts.contact_activity", [r["account_id"] for r in moved])
         return {"contacts": len(moved)} if moved else {}
     # The planner cannot count JSON array elements (it assumes 100 a conversation) and looks up every
