@@ -1,7 +1,11 @@
 """The one write path for entity rows: every sync, import and demo write goes through `upsert_rows`.
 
 For one page of rows it:
-1. serialises each row once and digests it (`row_hash`, over the columns being written);
+0. resolves the page's source references (`account_source_id` → `account_id`, core.db.references) to the rows
+   of the same source stored already: one indexed lookup per reference (pages `prepare_rows` serialised
+   ahead, the file import's, leave theirs to the post-sync step);
+1. serialises each row once and digests it (`row_hash`, over the columns being written, not the resolved ids:
+   a reference that resolves only later is not a change of the source's row);
 2. while a stream looks like a first load, COPYs the page straight into the table inside a savepoint (a first
    load costs about what a plain COPY does); the first key that already exists rolls that page back and
    switches the stream to step 3;
@@ -20,7 +24,8 @@ thread can serialise the next page while the server loads this one) returns `Pre
 
 It never commits: the caller's transaction decides, so a page and its sync cursor land together.
 Columns a row does not mention are left as they are (on insert they take their defaults); columns owned by
-post-sync steps (scores, resolved ids) should therefore not appear in connector rows.
+post-sync steps (scores, resolved ids) should therefore not appear in connector rows. A resolved id that is not
+found now leaves the stored one as it is (a target missing is not a reference removed).
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from core.db.references import resolve_page
 from core.errors import InputError
 
 ENTITY_TABLES = (
@@ -194,9 +200,11 @@ def _plan(table: str, columns: dict[str, Column], rows: list[Mapping[str, Any]])
     return cols, data
 
 
-def _serialise(table: str, cols: list[str], data: list, rows: list[Mapping[str, Any]]):
+def _serialise(table: str, cols: list[str], data: list, rows: list[Mapping[str, Any]], tails: list[str] | None = None):
     """(key, COPY line, digest) per row, lazily: a first load streams these into COPY while the server is
-    still loading the lines before them."""
+    still loading the lines before them. `tails` (per row, each starting with a tab) are appended to the lines
+    after the digest: the ids the write path resolved (core.db.references) are not source values, so a row whose
+    reference resolves only later still digests as unchanged."""
     # the digest covers the column names: hash them once, and copy that state for every row
     seeded, special = hashlib.blake2b(("\x1e".join(cols) + "\x1d").encode(), digest_size=16), _SPECIAL.search
     for n, row in enumerate(rows, 1):
@@ -215,7 +223,7 @@ def _serialise(table: str, cols: list[str], data: list, rows: list[Mapping[str, 
             raise InputError(f"{table} row {n} contains a NUL character, which PostgreSQL text cannot hold", row=n)
         digest = seeded.copy()
         digest.update(line.encode())
-        yield key, line, digest.hexdigest()
+        yield key, line + tails[n - 1] if tails else line, digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -320,6 +328,7 @@ def upsert_rows(
     by_key = capture_prior and inserted_by_key
     client_ids = capture_prior and not by_key and columns.get("id", _NO_ID).default == "gen_random_uuid()"
     result = UpsertResult(table)
+    resolved: list[str] = []  # id columns the write path resolved (prepared pages leave them to the pipeline)
     if isinstance(rows, PreparedRows):
         if rows.table != table or rows.columns != columns:
             raise ValueError(f"rows prepared for {rows.table!r} with other columns cannot be written to {table!r}")
@@ -329,17 +338,20 @@ def upsert_rows(
         if not rows:
             return result
         cols, data = _plan(table, columns, rows)
+        resolved, tails = _resolved_tails(conn, table, workspace_id, rows)
         mode = _mode(conn, table, workspace_id, {r.get("source") for r in rows})
         values, hashes = {}, {}
         if not force and _first_load.get(mode, True):
-            streamed = _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids, result)
+            streamed = _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids, result,
+                                   resolved, tails)
             if streamed:
                 return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result,
                                      hashes if by_key else None)
             _first_load[mode] = False
         else:
-            for key, line, digest in _serialise(table, cols, data, rows):
+            for key, line, digest in _serialise(table, cols, data, rows, tails):
                 values[key], hashes[key] = line, digest
+        cols = [*cols, *resolved]
     if not values:
         return result
     write_cols = ["workspace_id", *cols, "row_hash"]
@@ -360,7 +372,8 @@ def upsert_rows(
         return _all_inserted(conn, table, workspace_id, todo, capture_prior, result, hashes if by_key else None)
     payload = [f"{workspace_id}\t{values[k]}\t{hashes[k]}\n" for k in todo]
     try:
-        _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, len(todo), by_key)
+        _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, len(todo), by_key,
+               keep=frozenset(resolved))
     except psycopg.errors.DataError as exc:
         raise InputError(f"{table}: {str(exc).strip().splitlines()[0]}", field=_field_of(exc)) from None
     return result
@@ -369,27 +382,37 @@ def upsert_rows(
 _NO_ID = Column("id", "uuid", None)
 
 
+def _resolved_tails(conn, table: str, workspace_id: str, rows: list) -> tuple[list[str], list[str] | None]:
+    """The id columns the page's source references resolve to now (core.db.references) and, per row, their
+    COPY text as a line tail (NULL where not found)."""
+    resolved, values = resolve_page(conn, table, workspace_id, rows)
+    if not resolved:
+        return [], None
+    return resolved, ["".join("\t" + (_NULL if v is None else str(v)) for v in vals) for vals in values]
+
+
 def _mode(conn, table: str, workspace_id: str, sources: set) -> tuple:
     if len(_first_load) > 10_000:
         _first_load.clear()
     return (conn.info.host, conn.info.port, conn.info.dbname, table, workspace_id, frozenset(sources))
 
 
-def _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids: bool, result) -> bool:
+def _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids: bool, result,
+                resolved: list[str], tails: list[str] | None) -> bool:
     """A first-load page: serialise rows straight into a COPY (inside a savepoint), filling `values`/`hashes` as
     it goes. False, with nothing written and both dicts complete, when a key already exists (or repeats in
-    the page): the caller then takes the lookup path."""
+    the page): the caller then takes the lookup path. `resolved`/`tails`: see `_resolved_tails`."""
     ids, texts = _random_ids(len(rows)) if client_ids else ([], [])
     keys: list[tuple[str, str]] = []
 
     def lines():
-        for i, (key, line, digest) in enumerate(_serialise(table, cols, data, rows)):
+        for i, (key, line, digest) in enumerate(_serialise(table, cols, data, rows, tails)):
             values[key], hashes[key] = line, digest
             keys.append(key)
             yield f"{workspace_id}\t{texts[i]}\t{line}\t{digest}\n" if client_ids else f"{workspace_id}\t{line}\t{digest}\n"
 
     stream = lines()
-    write_cols = ["workspace_id", *(["id"] if client_ids else []), *cols, "row_hash"]
+    write_cols = ["workspace_id", *(["id"] if client_ids else []), *cols, *resolved, "row_hash"]
     if not _copy_new(conn, table, write_cols, stream):
         for _ in stream:  # finish serialising: the lookup path needs every row
             pass
@@ -451,7 +474,9 @@ def _field_of(exc: psycopg.Error) -> str | None:
 
 
 def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, staged,
-           by_key: bool = False) -> None:
+           by_key: bool = False, keep: frozenset[str] = frozenset()) -> None:
+    """Stage the payload and upsert it in one statement. Columns in `keep` (ids the write path resolved) do not
+    overwrite a stored value with NULL: a reference not found now is not a reference removed."""
     stage = f"_stage_{table}_{hashlib.md5(','.join(cols).encode()).hexdigest()[:10]}"
     ident = sql.Identifier(table)
     st = sql.Identifier(stage)
@@ -464,13 +489,16 @@ def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, 
     _copy(conn, st, write_cols, payload)
     data_cols = [c for c in cols if c not in _KEY]
     col_list = sql.SQL(", ").join(map(sql.Identifier, write_cols))
+    def incoming(c: str) -> sql.Composable:
+        return sql.SQL("COALESCE(EXCLUDED.{0}, t.{0})" if c in keep else "EXCLUDED.{0}").format(sql.Identifier(c))
+
     set_list = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in [*data_cols, "row_hash"]
+        sql.SQL("{} = {}").format(sql.Identifier(c), incoming(c)) for c in [*data_cols, "row_hash"]
     )
     if data_cols:
         changed = sql.SQL("WHERE ({}) IS DISTINCT FROM ({})").format(
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in data_cols),
-            sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in data_cols),
+            sql.SQL(", ").join(incoming(c) for c in data_cols),
         )
         action = sql.SQL("DO UPDATE SET {}, updated_at = now() {}").format(set_list, changed)
     else:

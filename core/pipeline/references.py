@@ -1,7 +1,8 @@
 """Resolve the source's own references (`account_source_id`, `deal_source_id`, ...) to our row ids.
 
-Connectors write what the source says ("this deal belongs to company 4711"); this step turns that into
-`deals.account_id` once both rows exist, whatever order the streams arrived in. A reference points at a row
+Connectors write what the source says ("this deal belongs to company 4711"); the write path already fills
+`deals.account_id` when the company is stored by then (core.db.references), and this step resolves the rest once
+both rows exist, whatever order the streams arrived in. A reference points at a row
 of the same source. It is set-based (one UPDATE per reference), idempotent (only rows whose id would change
 are touched) and never clears an id when the referenced row is missing.
 """
@@ -9,26 +10,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from core.db.references import REFERENCES
 from core.pipeline import changed_since, register_step
-
-# (table, id column, source-id column, referenced table)
-REFERENCES = (
-    ("contacts", "account_id", "account_source_id", "accounts"),
-    ("deals", "account_id", "account_source_id", "accounts"),
-    ("deal_stage_history", "deal_id", "deal_source_id", "deals"),
-    ("activities", "account_id", "account_source_id", "accounts"),
-    ("activities", "contact_id", "contact_source_id", "contacts"),
-    ("activities", "deal_id", "deal_source_id", "deals"),
-    ("tasks", "account_id", "account_source_id", "accounts"),
-    ("tasks", "contact_id", "contact_source_id", "contacts"),
-    ("tasks", "deal_id", "deal_source_id", "deals"),
-    ("calls", "account_id", "account_source_id", "accounts"),
-    ("calls", "contact_id", "contact_source_id", "contacts"),
-    ("calls", "deal_id", "deal_source_id", "deals"),
-    ("leads", "converted_account_id", "converted_account_source_id", "accounts"),
-    ("leads", "converted_contact_id", "converted_contact_source_id", "contacts"),
-    ("leads", "converted_deal_id", "converted_deal_source_id", "deals"),
-)
 
 _UPDATE = """
 UPDATE {table} AS r SET {id_col} = t.id
