@@ -152,7 +152,8 @@ WITH touch AS (  -- every touch of a deal, and (with no date) every contact deal
            < array_position(%(open_stages)s::text[], prev_stage)
      ORDER BY deal_id, entered_at DESC
 ), m AS MATERIALIZED (  -- materialized: each measure is computed once, not in every expression using it
-    SELECT d.id, d.stage_normalized AS stage, d.close_date, d.amount,
+    SELECT d.id, d.stage_normalized AS stage, d.close_date, d.amount, d.account_id,
+           d.last_activity_at AS was_last, d.health_score AS was_health,
            d.stage_normalized IS NULL OR d.stage_normalized NOT IN ('closed_won', 'closed_lost') AS is_open,
            g.last_at, floor(date_part('epoch', %(as_of)s - g.last_at) / 86400)::int AS idle,
            GREATEST(0, floor(date_part('epoch', %(as_of)s
@@ -183,7 +184,7 @@ WITH touch AS (  -- every touch of a deal, and (with no date) every contact deal
            CASE WHEN touches < 3 THEN 10 ELSE 0 END AS p_thin
       FROM m
 ), calc AS (
-    SELECT id, last_at,
+    SELECT id, last_at, account_id, was_last, was_health,
            CASE WHEN is_open THEN dis END AS days_in_stage,
            CASE WHEN is_open THEN round(
                12.5 * LEAST(GREATEST(COALESCE(amount, 0), 0) / %(avg_deal)s, 2)
@@ -280,11 +281,11 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
        AND (d.stage_normalized IS NULL OR d.stage_normalized NOT IN ('closed_won', 'closed_lost'))
            /*contacts:dc.contact_id*/
 ), held AS (  -- contacts holding values: one that lost every touch is reset to NULL
-    SELECT id FROM contacts
+    SELECT id, last_activity_at FROM contacts
      WHERE workspace_id = %(workspace_id)s AND (engagement_score IS NOT NULL OR last_activity_at IS NOT NULL)
            /*contacts:id*/
 ), calc AS (
-    SELECT COALESCE(g.contact_id, o.contact_id, h.id) AS id, g.last_at,
+    SELECT COALESCE(g.contact_id, o.contact_id, h.id) AS id, g.last_at, h.last_activity_at AS was_last,
            CASE WHEN g.last_at IS NOT NULL OR o.contact_id IS NOT NULL THEN round(
                CASE WHEN g.last_at > %(days_7)s THEN 30
                     WHEN g.last_at > %(days_14)s THEN 20
@@ -355,6 +356,12 @@ UPDATE accounts a SET last_activity_at = calc.last_at, health_score = calc.score
    AND (a.last_activity_at, a.health_score) IS DISTINCT FROM (calc.last_at, calc.score)
 """
 
+# What computed_deals and computed_contacts return in an incremental run: per row written, its account and
+# whether a value the account's own score reads moved (a deal's last activity or health, a contact's last activity).
+_MOVED = {"deals": " RETURNING c.account_id, (c.was_last, c.was_health) IS DISTINCT FROM (c.last_at, c.health) AS moved",
+          "contacts": " RETURNING c.account_id, calc.was_last IS DISTINCT FROM calc.last_at AS moved"}
+
+
 def _changed(table: str, *also: str) -> str:
     """This workspace's rows of `table` a sync or import wrote (`changed_since`) or, `also`, linked since the
     previous run. An insert sets updated_at too, so new rows are found through the (workspace_id, updated_at)
@@ -401,11 +408,15 @@ WITH act AS MATERIALIZED (
 ), a AS (
     SELECT id FROM accounts WHERE {_changed('accounts')}
     UNION SELECT account_id FROM act UNION SELECT account_id FROM conv UNION SELECT account_id FROM cl
-    UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id IN (SELECT id FROM d)
-    -- an account reads its contacts' last_activity_at, which the contacts statement reports when it moves
-    -- (computed_contacts notes those accounts); here only contacts whose account itself may have changed
+    -- An account reads its deals' stage, account, deletion, last activity and health: the deals a sync wrote
+    -- or a step re-pointed or re-staged; those whose last activity or health the deals statement moves it
+    -- adds itself (computed_deals notes them). Likewise its contacts' last activity (computed_contacts notes
+    -- those accounts): here only contacts whose account may have changed, not new ones (no activity yet).
+    UNION SELECT account_id FROM deals WHERE {_changed('deals')}
+    UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_deal_facts)s::uuid[])
     UNION SELECT account_id FROM contacts
-           WHERE workspace_id = %(workspace_id)s AND ({changed_since('contacts')} OR id = ANY(%(noted_contacts)s::uuid[]))
+           WHERE workspace_id = %(workspace_id)s AND {changed_since('contacts')} AND links_changed_at > %(since)s
+    UNION SELECT account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_contacts)s::uuid[])
 )
 """
 # What each step selects (a WITH query nothing reads is not run). computed_deals also finds the accounts (they
@@ -493,11 +504,12 @@ def _affected(conn, run: PipelineRun, params: dict[str, Any], table: str) -> lis
     """The ids of `table` an incremental run recomputes (see the module docstring). Accounts: those computed_deals
     noted, and those whose contacts' last activity moved (noted by computed_contacts)."""
     if table == "accounts":
-        return run.noted("accounts.affected", "accounts.contact_activity")
+        return run.noted("accounts.affected", "accounts.deals_moved", "accounts.contacts_moved")
     noted = {"participants": run.noted("contacts.participant"), "noted_internal": run.noted("conversations.is_internal"),
              "noted_activities": run.noted("activities.account_id", "activities.contact_id", "activities.deal_id"),
              "noted_history": run.noted("deal_stage_history.deal_id", "deal_stage_history.stage_normalized"),
              "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
+             "noted_deal_facts": run.noted("deals.account_id", "deals.stage_normalized"),
              "noted_contacts": run.noted("contacts.account_id", "deal_contacts.contact_id"),
              "noted_open": run.noted("deals.open")}
     row = conn.cursor(row_factory=dict_row).execute(_AFFECTED_IDS[table], {**params, **noted}).fetchone()
@@ -531,11 +543,10 @@ def _compute(conn, run: PipelineRun, table: str) -> dict[str, int]:
                 by_email = True
     conn.execute("SET LOCAL work_mem = '64MB'")  # the per-deal/contact aggregates hash in memory, not on disk
     statement = _scoped(_STATEMENTS[table], incremental, by_email)
-    if incremental and table == "contacts":  # accounts whose contacts' last activity moved: rescored after
-        with planner(conn, enable_seqscan="off"):
-            moved = conn.execute(statement + " RETURNING c.account_id", params).fetchall()
-        run.note("accounts.contact_activity", [r["account_id"] for r in moved])
-        return {"contacts": len(moved)} if moved else {}
+    if incremental and table in ("deals", "contacts"):  # and the accounts whose rows' values the account reads moved
+        moved = conn.execute(statement + _MOVED[table], params).fetchall()
+        run.note(f"accounts.{table}_moved", [r["account_id"] for r in moved if r["moved"]])
+        return {table: len(moved)} if moved else {}
     # The planner cannot count JSON array elements (it assumes 100 a conversation) and looks up every
     # participant's e-mail in the contacts index, one probe each (2 s for 500k participants); over the whole
     # workspace one hash join of the two is twice as fast.
