@@ -76,6 +76,12 @@ def a_sync(ds, rng: random.Random) -> dict[str, list[dict]]:
         changed["conversations"].append(cv)
     for i, cv in enumerate(rng.sample(convs, 5)):
         changed["conversations"].append({**cv, "source_id": f"new-cv{i}", "started_at": datetime.now(timezone.utc)})
+    # what a deal's or account's scores read of a conversation: its date and its deletion
+    moved = [cv for cv in convs if cv not in changed["conversations"]]
+    for cv in rng.sample(moved, 3):
+        changed["conversations"].append({**cv, "started_at": datetime.now(timezone.utc)})
+    for cv in rng.sample(moved, 2):
+        changed["conversations"].append({**cv, "deleted_at": datetime.now(timezone.utc)})
     deal_ids = [d["source_id"] for d in deals]
     for a in rng.sample(acts, 40):
         a["deal_source_id"] = rng.choice(deal_ids)
@@ -380,3 +386,60 @@ def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, mo
     report = run_post_sync(db, workspace["id"])
     assert [r["name"] for r in report] == ["lone", "other", "feeds", "last"]
     assert min(spans, key=lambda name: spans[name][0]) == "feeds"
+
+
+def test_only_a_conversations_date_or_deletion_rescores_its_deal_and_account(db, workspace):
+    """A retitled conversation, or one with another person on the invite, leaves its deal and account out of the
+    scores' scope; one moved in time or deleted brings them in (migration 0018's stamp), and the incremental run
+    then leaves nothing for a full run."""
+    from datetime import timedelta
+
+    from core.pipeline import PipelineRun
+    from core.pipeline.computed import _affected, parameters
+
+    ws = workspace["id"]
+    now = datetime.now(timezone.utc)
+    people = [{"name": "Rep", "email": "rep@ourco.io", "affiliation": "internal"},
+              {"name": "Unknown", "email": "someone@elsewhere.org", "affiliation": "external"}]
+    convs = [{"source": "gong", "source_id": f"cv{i}", "title": "Acme call", "started_at": now - timedelta(days=d),
+              "participants": people, "source_data": {"context": [{"system": "HubSpot", "objects": [
+                  {"objectType": "Deal", "objectId": "d1"}]}]}} for i, d in ((1, 3), (2, 5))]
+    with db.connection() as conn:
+        upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": "a1", "name": "Acme"}])
+        upsert_rows(conn, "deals", ws, [{"source": "hubspot", "source_id": "d1", "name": "Pilot", "stage": "qualifiedtobuy",
+                                         "account_source_id": "a1", "source_created_at": now - timedelta(days=60)}])
+        upsert_rows(conn, "conversations", ws, convs)
+    run_post_sync(db, ws, as_of=now)
+    run_post_sync(db, ws, incremental=True, as_of=now)  # past what the full run linked (linked_at after its start)
+
+    def scope() -> tuple[set, set]:
+        with db.connection() as conn:
+            since = conn.execute("SELECT pipeline_seen_from FROM workspaces WHERE id = %s", (ws,)).fetchone()
+            run = PipelineRun(ws, since["pipeline_seen_from"], as_of=now)
+            deals = _affected(conn, run, parameters(run), "deals")
+            return set(deals), set(run.noted("accounts.affected"))
+
+    with db.connection() as conn:
+        deal, account = (conn.execute(f"SELECT id FROM {t} WHERE workspace_id = %s", (ws,)).fetchone()["id"]
+                         for t in ("deals", "accounts"))
+        assert conn.execute("SELECT deal_id FROM conversations WHERE workspace_id = %s AND source_id = 'cv1'",
+                            (ws,)).fetchone()["deal_id"] == deal
+        upsert_rows(conn, "conversations", ws, [{**convs[0], "title": "Acme call (rescheduled)",
+                                                 "participants": people + [{"name": "Guest", "email": "g@x.org"}]}])
+    assert scope() == (set(), set())
+    with db.connection() as conn:
+        upsert_rows(conn, "conversations", ws, [{**convs[0], "title": "Acme call (rescheduled)", "started_at": now,
+                                                 "participants": people + [{"name": "Guest", "email": "g@x.org"}]}])
+    assert scope() == ({deal}, {account})
+    run_post_sync(db, ws, incremental=True, as_of=now)
+    with db.connection() as conn:
+        upsert_rows(conn, "conversations", ws, [{**convs[0], "deleted_at": now, "started_at": now,
+                                                 "title": "Acme call (rescheduled)",
+                                                 "participants": people + [{"name": "Guest", "email": "g@x.org"}]}])
+    assert scope() == ({deal}, {account})
+    run_post_sync(db, ws, incremental=True, as_of=now)
+    full = run_post_sync(db, ws, as_of=now)
+    assert all(not s["changed"] for s in full), full
+    with db.connection() as conn:
+        assert conn.execute("SELECT last_activity_at FROM deals WHERE workspace_id = %s", (ws,)).fetchone()[
+            "last_activity_at"] == convs[1]["started_at"]

@@ -68,16 +68,20 @@ contacts and deals.
 
 Incremental runs (`run.since` set) recompute only what a change can affect: rows a sync or import wrote since
 (`core.pipeline.changed_since`: a contact only for a change of what the pipeline reads of it, not a new title);
-the deals, contacts (also by participant email) and accounts of activities, conversations and calls updated,
-created or linked since; the deals of stage history and deal_contacts rows changed since; the contacts of
-deal_contacts rows changed since and of deals that opened, closed or were deleted (the only deal change an
-engagement score reads: `deals.open_changed_at`, or noted by this run's stage step); the accounts of affected
-deals and contacts. Those rows come out exactly as a full run at the
-same as_of would write them (an account reads the stored health of its unaffected deals). Time-based values
-(idle, days in stage, age, the windows) drift daily without any change, and a row that loses its last link (an
-activity moved to another deal, a hard delete), like a value another step changes without touching
-updated_at (a new stage mapping, an internal-meeting reclassification), is not seen: a full run refreshes
-all of these, and the daily scheduled sync does one.
+the deals, contacts and accounts of activities and calls updated, created or linked since, and of conversations
+created, moved in time or deleted (`conversations.timing_changed_at`, migration 0018), relinked or reclassified
+since (a new title or participant moves no deal or account score); the contacts listing as participants the
+e-mails of conversations written since (found by the contact_scope step, beside the first steps); the deals of
+stage history and deal_contacts rows changed since; the contacts of deal_contacts rows changed since and of
+deals that opened, closed or were deleted (the only deal change an engagement score reads:
+`deals.open_changed_at`, or noted by this run's stage step); the accounts of deals a sync wrote or a step
+re-pointed or re-staged, of contacts whose e-mail, account or deletion changed, and of the deals and contacts
+whose last activity (deals: or health) the deals and contacts statements moved (they return them). Those rows
+come out exactly as a full run at the same as_of would write them (an account reads the stored health of its
+unaffected deals). Time-based values (idle, days in stage, age, the windows) drift daily without any change,
+and a row that loses its last link (an activity moved to another deal, a hard delete), like a value another
+step changes without touching updated_at (a new stage mapping), is not seen: a full run refreshes all of these,
+and the daily scheduled sync does one.
 
 Performance: each source table is scanned once per statement; deals aggregate their touches per (deal,
 contact) and then per deal (distinct contacts without a sort); per-deal measures are materialized once before
@@ -377,9 +381,16 @@ WITH act AS MATERIALIZED (
     UNION ALL  -- activities whose ids earlier steps of this run set (resolve_references, associations)
     SELECT deal_id, contact_id, account_id FROM activities
      WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_activities)s::uuid[])
-), conv AS MATERIALIZED (
-    SELECT id, deal_id, contact_id, account_id, participants FROM conversations cv
-     WHERE {_changed('conversations', 'linked_at')}
+), conv AS MATERIALIZED (  -- created, moved in time or deleted (migration 0018), relinked or reclassified since:
+    -- a new title or participant changes no deal or account score (new participants: the contact_scope step)
+    SELECT deal_id, contact_id, account_id FROM conversations
+     WHERE workspace_id = %(workspace_id)s AND COALESCE(timing_changed_at, created_at) > %(since)s
+    UNION ALL
+    SELECT deal_id, contact_id, account_id FROM conversations
+     WHERE workspace_id = %(workspace_id)s AND linked_at > %(since)s
+    UNION ALL
+    SELECT deal_id, contact_id, account_id FROM conversations
+     WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_internal)s::uuid[])
 ), cl AS MATERIALIZED (
     SELECT deal_id, contact_id, account_id FROM calls WHERE {_changed('calls')}
 ), d AS (
