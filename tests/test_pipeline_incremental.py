@@ -63,6 +63,12 @@ def a_sync(ds, rng: random.Random) -> dict[str, list[dict]]:
         if d["stage_normalized"] in stages[:-2]:
             d["stage_normalized"] = d["stage"] = stages[stages.index(d["stage_normalized"]) + 1]
         changed["deals"].append(d)
+    # what the linker's and the association inference's scopes follow of a deal: its account, its deletion
+    accounts = [a["source_id"] for a in t["accounts"]]
+    untouched = [d for d in deals if d not in changed["deals"]]
+    for d in rng.sample(untouched, 2):
+        changed["deals"].append({**d, "account_source_id": rng.choice(accounts)})
+    changed["deals"].append({**rng.choice(untouched), "deleted_at": datetime.now(timezone.utc)})
     for i, d in enumerate(rng.sample(deals, 5)):
         changed["deals"].append({**d, "source_id": f"new-d{i}", "name": f"{d['name']} Expansion",
                                  "stage": "qualification", "stage_normalized": "qualification", "closed_at": None})

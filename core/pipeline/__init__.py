@@ -69,6 +69,16 @@ def changed_since(table: str, alias: str = "") -> str:
     return f"{p}updated_at > %(since)s"
 
 
+def deal_links_changed(alias: str = "") -> str:
+    """SQL condition: a sync or import wrote this deal since the previous run and it is new, opened, closed,
+    deleted, restored, moved to another account or got another creation date (migrations 0017, 0018): what
+    the linker and the association inference read of a deal. (The steps note the deals they re-point or
+    re-stage themselves.) Through the (workspace_id, updated_at) index."""
+    p = f"{alias}." if alias else ""
+    return (f"{p}updated_at > %(since)s AND ({p}created_at > %(since)s OR {p}open_changed_at > %(since)s"
+            f" OR {p}links_changed_at > %(since)s)")
+
+
 StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]
 
 

@@ -12,7 +12,7 @@ contact's account (inferred_single_deal, 0.6; withdrawn again when the account g
 """
 from __future__ import annotations
 
-from core.pipeline import changed_since, register_step
+from core.pipeline import changed_since, deal_links_changed, register_step
 from core.pipeline.domains import FREE_MAIL
 
 
@@ -133,17 +133,20 @@ ON CONFLICT (workspace_id, deal_id, contact_id, source) DO NOTHING
 """
 
 
-# What an incremental run must look at: deals and contacts a sync wrote since the last run; `accounts`, whose
+# What an incremental run must look at: contacts a sync wrote since the last run, and deals it created, opened,
+# closed, deleted or moved (core.pipeline.deal_links_changed: the deal count per account); `accounts`, whose
 # every contact is looked at again: accounts a sync wrote, the accounts of those deals (their deal count may
 # have moved) and of contacts inferred onto a changed deal; `deal_accounts`, whose deals are counted: those
 # and the accounts of the changed contacts (a changed contact is looked at alone, not its whole account).
 _SCOPE = f"""
-WITH d AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+WITH d AS (SELECT id, account_id, left_account_id FROM deals
+            WHERE workspace_id = %(workspace_id)s AND {deal_links_changed()}),
      c AS (SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND {changed_since("contacts")}
            UNION  -- and those whose account the reference step just resolved (no write of theirs moved)
            SELECT id, account_id FROM contacts WHERE workspace_id = %(workspace_id)s
                                                  AND id = ANY(%(noted_contacts)s::uuid[])),
      a AS (SELECT account_id FROM d WHERE account_id IS NOT NULL
+           UNION SELECT left_account_id FROM d WHERE left_account_id IS NOT NULL  -- one deal fewer there
            UNION SELECT id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
            UNION SELECT ct.account_id FROM deal_contacts dc
                    JOIN contacts ct ON ct.workspace_id = dc.workspace_id AND ct.id = dc.contact_id
@@ -151,7 +154,8 @@ WITH d AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)
                     AND dc.deal_id IN (SELECT id FROM d) AND ct.account_id IS NOT NULL)
 SELECT EXISTS (SELECT 1 FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s)
            AS accounts_changed,
-       EXISTS (SELECT 1 FROM d) AS deals_changed,
+       -- any deal written (a new name changes which contacts name it), not only those in d
+       EXISTS (SELECT 1 FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s) AS deals_changed,
        ARRAY(SELECT id FROM d) AS deals, ARRAY(SELECT id FROM c) AS contacts,
        ARRAY(SELECT account_id FROM a) AS accounts,
        ARRAY(SELECT account_id FROM a UNION SELECT account_id FROM c WHERE account_id IS NOT NULL) AS deal_accounts
@@ -196,8 +200,8 @@ def _run(conn, run, key: str, stmt, params, returning: str) -> int:
 def infer_associations(conn, run) -> dict[str, int]:
     """Full run: every unlinked row of the workspace. Incremental run: unlinked rows a sync wrote since (all
     unlinked rows, few and indexed, when accounts changed), contacts naming deals when they or any deal
-    changed, and the single-deal inference of the accounts in `_SCOPE`. A deal moving between accounts
-    leaves its old account's inference to the next full run (the daily one)."""
+    changed, and the single-deal inference of the accounts in `_SCOPE` (a deal that moved counts at both
+    accounts: `deals.left_account_id`, migration 0018)."""
     workspace_id = run.workspace_id
     from psycopg import sql
 

@@ -424,6 +424,8 @@ WITH act AS MATERIALIZED (
     -- adds itself (computed_deals notes them). Likewise its contacts' last activity (computed_contacts notes
     -- those accounts): here only contacts whose account may have changed, not new ones (no activity yet).
     UNION SELECT account_id FROM deals WHERE {_changed('deals')}
+    UNION SELECT left_account_id FROM deals  -- the account a deal moved away from (migration 0018)
+           WHERE {_changed('deals')} AND links_changed_at > %(since)s
     UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_deal_facts)s::uuid[])
     UNION SELECT account_id FROM contacts
            WHERE workspace_id = %(workspace_id)s AND {changed_since('contacts')} AND links_changed_at > %(since)s

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from core.pipeline import changed_since, register_step
+from core.pipeline import changed_since, deal_links_changed, register_step
 from core.pipeline.domains import internal_domains, last_used, remember
 from core.pipeline.internal import RULES_VERSION as FILTER_RULES
 from core.pipeline.lookups import rows_naming
@@ -202,17 +202,19 @@ UNION SELECT unnest(%(cand_own)s::uuid[])
 
 # What changed since the previous run, as the lists _CANDIDATES looks rows up by.
 _CHANGES = f"""
-WITH d AS (SELECT id, account_id, source_id FROM deals WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
+WITH d AS (SELECT id, account_id, left_account_id, source_id FROM deals
+            WHERE workspace_id = %(workspace_id)s AND {deal_links_changed()}),
      c AS (SELECT id, lower(email) AS email, source_id FROM contacts
             WHERE workspace_id = %(workspace_id)s AND {changed_since("contacts")}),
      a AS (SELECT id, source_id FROM accounts WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s),
-     -- deals whose account or stage earlier steps of this run set (no updated_at): their accounts' tier 3 may move
+     -- deals earlier steps of this run re-pointed, opened or closed (no updated_at): their accounts' tier 3 may move
      moved AS (SELECT id, account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_deals)s::uuid[]))
 SELECT ARRAY(SELECT DISTINCT email FROM c WHERE email IS NOT NULL) AS changed_emails,
        ARRAY(SELECT source_id FROM d UNION SELECT source_id FROM c UNION SELECT source_id FROM a) AS changed_sids,
        ARRAY(SELECT id FROM d UNION SELECT id FROM moved) AS cand_deals,
        ARRAY(SELECT id FROM c UNION SELECT unnest(%(noted_contacts)s::uuid[])) AS cand_contacts,
        ARRAY(SELECT account_id FROM d WHERE account_id IS NOT NULL UNION SELECT id FROM a
+             UNION SELECT left_account_id FROM d WHERE left_account_id IS NOT NULL  -- it may have one deal left
              UNION SELECT account_id FROM moved WHERE account_id IS NOT NULL) AS cand_accounts
 """
 
@@ -382,7 +384,7 @@ def _link(conn, run, table: str, step: str) -> dict[str, int]:
     params = {**run.params, "full": full, "internal_domains": domains}
     if not full:
         params.update(conn.execute(_CHANGES, {
-            **params, "noted_deals": run.noted("deals.account_id", "deal_contacts.deal_id", "deals.stage_normalized"),
+            **params, "noted_deals": run.noted("deals.account_id", "deals.open"),
             "noted_contacts": run.noted("contacts.account_id")}).fetchone())
     with conn.transaction():  # the temp tables and SET LOCAL need one, even on an autocommit connection
         conn.execute("SET LOCAL work_mem = '64MB'")  # the joins and sorts below cover the whole workspace

@@ -1,0 +1,34 @@
+-- When a sync or import last moved a conversation in time or deleted or restored it. Of a conversation, the
+-- scores of its deal and account read its date, its deletion, its links and its internal flag, and the pipeline
+-- sets the last two itself (linked_at, and what the internal filter notes); a retitled conversation, or one with
+-- another person on the invite, is no reason to rescore its deal and account (core.pipeline.computed).
+-- NULL: not since the conversation was created.
+ALTER TABLE conversations ADD COLUMN timing_changed_at timestamptz;
+
+CREATE TRIGGER conversations_timing_changed BEFORE UPDATE ON conversations FOR EACH ROW
+    WHEN (NEW.started_at IS DISTINCT FROM OLD.started_at OR NEW.deleted_at IS DISTINCT FROM OLD.deleted_at)
+    EXECUTE FUNCTION pandora_stamp_now('timing_changed_at');
+
+-- The indexed value moves only with those changes, so the pipeline's own updates stay HOT where they can.
+CREATE INDEX conversations_timing_changed ON conversations (workspace_id, (COALESCE(timing_changed_at, created_at)));
+
+-- When a deal last moved to another account, got another creation date, or was deleted or restored, by any
+-- writer, and the account it last moved away from. With open_changed_at (migration 0017) that is all the
+-- linker's single-deal inference and the association inference read of a deal
+-- (core.pipeline.deal_links_changed): a new amount or the next open stage relinks nothing, and the account a
+-- deal left is looked at again too (it may have one deal left, or none). NULL: not since the deal was created.
+ALTER TABLE deals ADD COLUMN links_changed_at timestamptz, ADD COLUMN left_account_id uuid;
+
+CREATE FUNCTION pandora_deal_links_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.links_changed_at := now();
+    IF NEW.account_id IS DISTINCT FROM OLD.account_id AND OLD.account_id IS NOT NULL THEN
+        NEW.left_account_id := OLD.account_id;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER deals_links_changed BEFORE UPDATE ON deals FOR EACH ROW
+    WHEN (NEW.account_id IS DISTINCT FROM OLD.account_id OR NEW.source_created_at IS DISTINCT FROM OLD.source_created_at
+          OR NEW.deleted_at IS DISTINCT FROM OLD.deleted_at)
+    EXECUTE FUNCTION pandora_deal_links_changed();
