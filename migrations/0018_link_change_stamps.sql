@@ -32,3 +32,27 @@ CREATE TRIGGER deals_links_changed BEFORE UPDATE ON deals FOR EACH ROW
     WHEN (NEW.account_id IS DISTINCT FROM OLD.account_id OR NEW.source_created_at IS DISTINCT FROM OLD.source_created_at
           OR NEW.deleted_at IS DISTINCT FROM OLD.deleted_at)
     EXECUTE FUNCTION pandora_deal_links_changed();
+
+-- The participant lists a conversation had since the pipeline's last run saw it, oldest first, when a write
+-- changed its participants since (NULL: not changed since). An engagement score moves only for the people whose
+-- presence varied across those lists and the current one (who joined or left, also and again), so an
+-- incremental run rescores those (core.pipeline.computed, contact_scope), not everyone on a rescheduled invite.
+ALTER TABLE conversations ADD COLUMN seen_participants jsonb;
+
+CREATE FUNCTION pandora_keep_seen_participants() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    before jsonb := jsonb_build_array(CASE jsonb_typeof(OLD.participants) WHEN 'array' THEN OLD.participants
+                                           ELSE '[]'::jsonb END);
+BEGIN
+    IF OLD.updated_at > (SELECT COALESCE(w.pipeline_seen_from, w.pipeline_ran_at) FROM workspaces w
+                          WHERE w.id = NEW.workspace_id) THEN
+        NEW.seen_participants := COALESCE(OLD.seen_participants, '[]'::jsonb) || before;  -- written since: add
+    ELSE
+        NEW.seen_participants := before;  -- what the last run saw
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER conversations_seen_participants BEFORE UPDATE ON conversations FOR EACH ROW
+    WHEN (NEW.participants IS DISTINCT FROM OLD.participants)
+    EXECUTE FUNCTION pandora_keep_seen_participants();

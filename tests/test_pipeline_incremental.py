@@ -82,6 +82,10 @@ def a_sync(ds, rng: random.Random) -> dict[str, list[dict]]:
         changed["conversations"].append(cv)
     for i, cv in enumerate(rng.sample(convs, 5)):
         changed["conversations"].append({**cv, "source_id": f"new-cv{i}", "started_at": datetime.now(timezone.utc)})
+    for cv in rng.sample([cv for cv in convs if cv not in changed["conversations"]], 5):  # someone left
+        people = list(cv["participants"])
+        gone = [p for p in people if p.get("email") and p.get("affiliation") != "internal"][-1:]
+        changed["conversations"].append({**cv, "participants": [p for p in people if p not in gone]})
     # what a deal's or account's scores read of a conversation: its date and its deletion
     moved = [cv for cv in convs if cv not in changed["conversations"]]
     for cv in rng.sample(moved, 3):
@@ -449,3 +453,63 @@ def test_only_a_conversations_date_or_deletion_rescores_its_deal_and_account(db,
     with db.connection() as conn:
         assert conn.execute("SELECT last_activity_at FROM deals WHERE workspace_id = %s", (ws,)).fetchone()[
             "last_activity_at"] == convs[1]["started_at"]
+
+
+def test_an_incremental_run_rescores_who_joined_or_left_a_conversation_not_everyone_on_it(db, workspace):
+    """contact_scope looks at the people a write added to or removed from a conversation since the last run saw it
+    (seen_participants, migration 0018), at everyone on a new, moved or deleted one, and the scores come out as a
+    full run's: the one who left loses the meeting, the one who joined gains it."""
+    from datetime import timedelta
+
+    from core.pipeline import PipelineRun
+    from core.pipeline.computed import find_contact_scope
+
+    ws = workspace["id"]
+    now = datetime.now(timezone.utc)
+    person = {"bob": "Bob@acme.io", "zoe": "zoe@acme.io", "kim": "kim@acme.io", "lee": "lee@acme.io"}
+    with db.connection() as conn:
+        upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+        upsert_rows(conn, "contacts", ws, [{"source": "hubspot", "source_id": k, "email": v.lower(), "account_source_id": "a1"}
+                                           for k, v in person.items()])
+
+    def call(*who, **extra):
+        return {"source": "gong", "source_id": "cv1", "title": "Acme sync", "started_at": now - timedelta(days=2),
+                "participants": [{"name": "Rep", "email": "rep@ourco.io", "affiliation": "internal"}]
+                + [{"name": w, "email": person[w], "affiliation": "external"} for w in who], **extra}
+
+    def write(*rows):
+        with db.connection() as conn:
+            upsert_rows(conn, "conversations", ws, list(rows))
+
+    def scope() -> set[str]:
+        with db.connection() as conn:
+            since = conn.execute("SELECT pipeline_seen_from FROM workspaces WHERE id = %s", (ws,)).fetchone()
+            run = PipelineRun(ws, since["pipeline_seen_from"], as_of=now)
+            find_contact_scope(conn, run)
+            ids = run.noted("contacts.participant")
+            return {r["source_id"] for r in conn.execute(
+                "SELECT source_id FROM contacts WHERE workspace_id = %s AND id = ANY(%s)", (ws, ids))}
+
+    def engaged() -> dict:
+        with db.connection() as conn:
+            return {r["source_id"]: r["engagement_score"] is not None for r in conn.execute(
+                "SELECT source_id, engagement_score FROM contacts WHERE workspace_id = %s", (ws,))}
+
+    write(call("bob", "zoe"))
+    run_post_sync(db, ws, as_of=now)
+    run_post_sync(db, ws, incremental=True, as_of=now)
+    assert engaged() == {"bob": True, "zoe": True, "kim": False, "lee": False}
+
+    write(call("bob", "zoe", title="Acme sync (moved room)"))  # a new title: nobody
+    assert scope() == set()
+    # zoe left (bob, the lowest e-mail, stays the linked contact), kim joined
+    write(call("bob", "kim", title="Acme sync (moved room)"))
+    assert scope() == {"zoe", "kim"}
+    write(call("bob", "kim", "lee", title="Acme sync (moved room)"))  # a second write before the run: lee too
+    assert scope() == {"zoe", "kim", "lee"}
+    run_post_sync(db, ws, incremental=True, as_of=now)
+    assert engaged() == {"bob": True, "zoe": False, "kim": True, "lee": True}
+    assert all(not s["changed"] for s in run_post_sync(db, ws, as_of=now))
+
+    write(call("bob", "kim", "lee", title="Acme sync (moved room)", started_at=now - timedelta(days=1)))
+    assert scope() == {"bob", "kim", "lee"}  # moved in time: everyone on it

@@ -404,7 +404,7 @@ WITH act AS MATERIALIZED (
 ), c AS (
     SELECT id FROM contacts WHERE {_changed('contacts')}
     UNION SELECT contact_id FROM act UNION SELECT contact_id FROM conv UNION SELECT contact_id FROM cl
-    UNION SELECT unnest(%(participants)s::uuid[])  -- of conversations written since: the contact_scope step's
+    UNION SELECT unnest(%(participants)s::uuid[])  -- joined or left since: the contact_scope step's
     UNION SELECT ct.id FROM conversations cv {_PARTICIPANTS}  -- of those relinked or reclassified by this run
            WHERE cv.workspace_id = %(workspace_id)s
              AND (cv.linked_at > %(since)s OR cv.id = ANY(%(noted_internal)s::uuid[]))
@@ -571,17 +571,44 @@ def _compute(conn, run: PipelineRun, table: str) -> dict[str, int]:
 # The contacts an incremental run rescores because a conversation written since names them, and the
 # conversations naming those contacts (the GIN lookups, a third of computed_contacts' time on a 1 % sync): both
 # read only what syncs write (participants, contacts' e-mails), so this runs beside the first steps, off the
-# path to computed_contacts, which then looks up only the other contacts it rescores.
-_REACHED = f"""SELECT DISTINCT ct.id, lower(ct.email) AS email FROM conversations cv {_PARTICIPANTS}
- WHERE cv.workspace_id = %(workspace_id)s AND {changed_since('conversations', 'cv')}"""
+# path to computed_contacts, which then looks up only the other contacts it rescores. Everyone on a conversation
+# created, moved in time or deleted since; on one whose participants changed, those whose presence varied
+# across the lists it had since the last run saw it and the current one (`seen_participants`, migration 0018):
+# not everyone on a rescheduled invite.
+_REACHED = f"""
+WITH cv AS MATERIALIZED (
+    SELECT id, CASE jsonb_typeof(participants) WHEN 'array' THEN participants ELSE '[]'::jsonb END AS now_on,
+           CASE jsonb_typeof(seen_participants) WHEN 'array' THEN seen_participants END AS seen,
+           COALESCE(timing_changed_at, created_at) > %(since)s AS everyone
+      FROM conversations WHERE workspace_id = %(workspace_id)s AND {changed_since('conversations')}
+), lists AS (  -- the lists seen since the last run, then the current one, numbered
+    SELECT cv.id, l.k, l.list, jsonb_array_length(cv.seen) + 1 AS n
+      FROM cv CROSS JOIN LATERAL jsonb_array_elements(cv.seen || jsonb_build_array(cv.now_on)) WITH ORDINALITY AS l(list, k)
+     WHERE cv.seen IS NOT NULL AND NOT cv.everyone
+), varied AS (  -- on some of those lists but not all: joined or left
+    SELECT lower(e.v ->> 'email') AS email
+      FROM lists CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(lists.list) WHEN 'array' THEN lists.list
+                                                         ELSE '[]'::jsonb END) AS e(v)
+     GROUP BY lists.id, lower(e.v ->> 'email'), lists.n
+    HAVING count(DISTINCT lists.k) < lists.n
+), moved AS (
+    SELECT lower(e.v ->> 'email') AS email FROM cv CROSS JOIN LATERAL jsonb_array_elements(cv.now_on) AS e(v)
+     WHERE cv.everyone
+    UNION SELECT email FROM varied
+)
+SELECT DISTINCT ct.id, lower(ct.email) AS email
+  FROM moved m
+  JOIN contacts ct ON ct.workspace_id = %(workspace_id)s AND lower(ct.email) = m.email AND ct.deleted_at IS NULL
+"""
 
 
 @register_step("contact_scope", order=26, independent_of=("stage_normalization", "resolve_references",
                                                           "associations", "internal_filter"))
 def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:
-    """Incremental runs: note the contacts the conversations written since name ("contacts.participant"), their
-    e-mails ("emails.searched") and the conversations listing those ("conversations.naming_searched", unless
-    there are more than GIN_LOOKUP_MAX e-mails). It writes nothing."""
+    """Incremental runs: note the contacts who joined or left a conversation written since, or are on one
+    created, moved in time or deleted since ("contacts.participant"), their e-mails ("emails.searched") and the
+    conversations listing those ("conversations.naming_searched", unless there are more than GIN_LOOKUP_MAX
+    e-mails). It writes nothing."""
     if run.since is None:
         return {}
     rows = conn.execute(_REACHED, run.params).fetchall()
