@@ -387,6 +387,19 @@ def test_an_incremental_run_sees_links_made_by_earlier_steps(db, workspace):
     assert run_cwd(db, workspace) == {}
 
 
+def test_an_incremental_run_clears_the_flag_of_a_conversation_that_lost_its_account(db, workspace):
+    """The linker unlinks a flagged conversation from its account (account_id NULL: no account in scope names it);
+    the incremental run clears its flag as a full run would."""
+    _incremental_world(db, workspace)
+    since = now(db)
+    with db.connection() as conn:
+        conn.execute("UPDATE conversations SET account_id = NULL, linked_at = now() WHERE workspace_id = %s"
+                     " AND source_id = 'c3'", (workspace["id"],))
+    assert run_cwd(db, workspace, since=since) == {"cleared": 1}
+    assert flags(db, workspace)["c3"] is None
+    assert run_cwd(db, workspace) == {}
+
+
 def test_an_incremental_run_picks_up_calls_that_crossed_an_age_boundary(db, workspace):
     """Nothing was synced in between: only the clock moved (previous run at `since`, this one at `as_of`)."""
     as_of = now(db) + timedelta(days=30)   # after every row's updated_at, like a real later run

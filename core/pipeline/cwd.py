@@ -111,6 +111,12 @@ SELECT account_id FROM (
     SELECT a.id FROM accounts a WHERE a.workspace_id = %(workspace_id)s AND a.updated_at >= %(since)s
 ) s GROUP BY account_id LIMIT %(scope_limit)s
 """
+# An incremental run's flagged conversations that lost their account: the linker unlinked them since (two
+# index lookups; an OR with the accounts in scope would read every flagged conversation).
+_FLAGGED_UNLINKED = """UNION ALL
+    SELECT c.id, NULL, NULL, NULL, c.cwd_severity, c.cwd_cause, c.cwd_call_type FROM conversations c
+     WHERE c.workspace_id = %(workspace_id)s AND c.cwd_severity IS NOT NULL AND c.account_id IS NULL
+       AND (c.linked_at >= %(since)s OR c.updated_at >= %(since)s)"""
 # Past this many accounts in scope, an incremental run recomputes everything: the full statement is cheaper.
 FULL_RUN_ABOVE = 5000
 _IN_SCOPE = "c.account_id = ANY(%(scope)s::uuid[])"
@@ -170,6 +176,7 @@ target AS (
      WHERE c.workspace_id = %(workspace_id)s AND c.cwd_severity IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM cand x WHERE x.id = c.id)
            {{flagged_in_scope}}
+    {{flagged_unlinked}}
 ),
 changed AS MATERIALIZED (
     SELECT t.id, t.severity, t.cause, t.call_type FROM target t
@@ -201,7 +208,8 @@ def flag_conversations_without_deals(conn: psycopg.Connection, run: PipelineRun)
         scope = [r["account_id"] for r in conn.execute(_SCOPE, {**params, **noted, "scope_limit": FULL_RUN_ABOVE + 1})]
         scope = scope if len(scope) <= FULL_RUN_ABOVE else None
     stmt = _FLAG.format(in_scope="" if scope is None else f"AND {_IN_SCOPE}",
-                        flagged_in_scope="" if scope is None else f"AND (c.account_id IS NULL OR {_IN_SCOPE})")
+                        flagged_in_scope="" if scope is None else f"AND {_IN_SCOPE}",
+                        flagged_unlinked="" if scope is None else _FLAGGED_UNLINKED)
     rows = conn.execute(stmt, {**params, "scope": scope}).fetchall()
     return dict(Counter(r["severity"] or "cleared" for r in rows))
 

@@ -23,11 +23,14 @@ UPDATE {table} AS r SET {id_col} = t.id
    AND r.{id_col} IS DISTINCT FROM t.id {scope}
 """
 # An incremental run resolves the rows a sync wrote since the last run, the rows whose target had not arrived
-# yet (a partial index holds just those), and the rows pointing at a target written since (found through the
-# (workspace_id, *_source_id) indexes), instead of joining whole tables.
-_SCOPES = ("AND {row_changed}", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL",
-           # a target that arrived since, for rows another step linked meanwhile by inference
-           "AND {target_changed} AND r.{src_col} IS NOT NULL")
+# yet (a partial index holds just those), and, where another step may have linked a row by inference meanwhile,
+# the rows pointing at a target created since (found through the (workspace_id, *_source_id) indexes), instead of
+# joining whole tables. (A stored target keeps its id, so only a new one can change a resolved row.)
+_SCOPES = ("AND {row_changed}", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL")
+_TARGET_CREATED = "AND t.created_at > %(since)s AND r.{src_col} IS NOT NULL"
+# The references other steps also fill (association inference, the linker); the rest come from the source only.
+_INFERRED_TOO = frozenset({("contacts", "account_id"), ("deals", "account_id"), ("activities", "account_id"),
+                           ("activities", "contact_id"), ("activities", "deal_id")})
 
 
 # Exports carry the CRM's own ids ("Converted Contact ID", "Account ID"), so a file-imported row may point at a
@@ -49,12 +52,13 @@ UPDATE {table} AS r SET {id_col} = m.id
 @register_step("resolve_references", order=10)
 def resolve_references(conn, run) -> dict[str, int]:
     params = {"workspace_id": run.workspace_id, "since": run.since}
-    scopes = [""] if run.since is None else _SCOPES
     changed: dict[str, int] = {}
     for table, id_col, src_col, target in REFERENCES:
         names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),
                  "target": sql.Identifier(target), "src_col": sql.Identifier(src_col),
-                 "row_changed": sql.SQL(changed_since(table, "r")), "target_changed": sql.SQL(changed_since(target, "t"))}
+                 "row_changed": sql.SQL(changed_since(table, "r"))}
+        scopes = [""] if run.since is None else [
+            *_SCOPES, *([_TARGET_CREATED] if (table, id_col) in _INFERRED_TOO else [])]
         n = 0
         statements = [sql.SQL(_UPDATE).format(scope=sql.SQL(scope).format(**names), **names) for scope in scopes]
         statements.append(sql.SQL(_UPDATE_FROM_FILE).format(**names))
