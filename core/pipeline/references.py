@@ -27,7 +27,7 @@ UPDATE {table} AS r SET {id_col} = t.id
 # the rows pointing at a target created since (found through the (workspace_id, *_source_id) indexes), instead of
 # joining whole tables. (A stored target keeps its id, so only a new one can change a resolved row.)
 _SCOPES = ("AND {row_changed}", "AND r.{id_col} IS NULL AND r.{src_col} IS NOT NULL")
-_TARGET_CREATED = "AND t.created_at > %(since)s AND r.{src_col} IS NOT NULL"
+_TARGET_CREATED = "AND {target_changed} AND t.created_at > %(since)s AND r.{src_col} IS NOT NULL"  # (indexed)
 # The references other steps also fill (association inference, the linker); the rest come from the source only.
 _INFERRED_TOO = frozenset({("contacts", "account_id"), ("deals", "account_id"), ("activities", "account_id"),
                            ("activities", "contact_id"), ("activities", "deal_id")})
@@ -56,7 +56,7 @@ def resolve_references(conn, run) -> dict[str, int]:
     for table, id_col, src_col, target in REFERENCES:
         names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),
                  "target": sql.Identifier(target), "src_col": sql.Identifier(src_col),
-                 "row_changed": sql.SQL(changed_since(table, "r"))}
+                 "row_changed": sql.SQL(changed_since(table, "r")), "target_changed": sql.SQL(changed_since(target, "t"))}
         scopes = [""] if run.since is None else [
             *_SCOPES, *([_TARGET_CREATED] if (table, id_col) in _INFERRED_TOO else [])]
         n = 0
