@@ -70,8 +70,10 @@ Incremental runs (`run.since` set) recompute only what a change can affect: rows
 (`core.pipeline.changed_since`: a contact only for a change of what the pipeline reads of it, not a new title);
 the deals, contacts and accounts of activities and calls updated, created or linked since, and of conversations
 created, moved in time or deleted (`conversations.timing_changed_at`, migration 0018), relinked or reclassified
-since (a new title or participant moves no deal or account score); the contacts listing as participants the
-e-mails of conversations written since (found by the contact_scope step, beside the first steps); the deals of
+since (a new title or participant moves no deal or account score); the contacts who joined or left a
+conversation since the last run saw it, or are on one created, moved or deleted since (`seen_participants`,
+migration 0018; found by the contact_scope step while the first steps run), and the participants of
+conversations relinked or reclassified since; the deals of
 stage history and deal_contacts rows changed since; the contacts of deal_contacts rows changed since and of
 deals that opened, closed or were deleted (the only deal change an engagement score reads:
 `deals.open_changed_at`, or noted by this run's stage step); the accounts of deals a sync wrote or a step
@@ -570,7 +572,7 @@ def _compute(conn, run: PipelineRun, table: str) -> dict[str, int]:
 
 # The contacts an incremental run rescores because a conversation written since names them, and the
 # conversations naming those contacts (the GIN lookups, a third of computed_contacts' time on a 1 % sync): both
-# read only what syncs write (participants, contacts' e-mails), so this runs beside the first steps, off the
+# read only what syncs write (participants, contacts' e-mails), so this runs while the first steps do, off the
 # path to computed_contacts, which then looks up only the other contacts it rescores. Everyone on a conversation
 # created, moved in time or deleted since; on one whose participants changed, those whose presence varied
 # across the lists it had since the last run saw it and the current one (`seen_participants`, migration 0018):
@@ -602,8 +604,10 @@ SELECT DISTINCT ct.id, lower(ct.email) AS email
 """
 
 
-@register_step("contact_scope", order=26, independent_of=("stage_normalization", "resolve_references",
-                                                          "associations", "internal_filter"))
+# It reads none of what the steps before it write, so it runs whenever a slot is free (from the start of the
+# run); of the steps after it only computed_contacts (and, through it, computed_accounts) waits for it.
+@register_step("contact_scope", order=59, independent_of=("stage_normalization", "resolve_references", "associations",
+                                                          "internal_filter", "linker", "linker_activities", "cwd"))
 def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:
     """Incremental runs: note the contacts who joined or left a conversation written since, or are on one
     created, moved in time or deleted since ("contacts.participant"), their e-mails ("emails.searched") and the
@@ -622,7 +626,7 @@ def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:
 
 # Three steps: deals and contacts read none of each other's scores and run at once; accounts read both. CWD
 # writes only its own three conversation columns, which no score reads: it runs beside them.
-@register_step("computed_deals", order=60, independent_of=("cwd",))
+@register_step("computed_deals", order=60, independent_of=("cwd", "contact_scope"))
 def compute_deals(conn, run: PipelineRun) -> dict[str, int]:
     return _compute(conn, run, "deals")
 
