@@ -43,7 +43,6 @@ from datetime import date, datetime, time as dtime, timedelta, timezone
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 
 from core.context import get_context
 from core.db import embedded

@@ -378,7 +378,7 @@ def test_an_incremental_run_after_one_change_equals_a_full_run(db, workspace):
 
 def test_an_incremental_run_sees_links_made_by_earlier_steps(db, workspace):
     """The linker sets deal_id without moving updated_at; the incremental run still clears the flag."""
-    a = _incremental_world(db, workspace)
+    _incremental_world(db, workspace)
     since = now(db)
     with db.connection() as conn:  # what the linker step does: the new link and when it was made
         conn.execute("UPDATE conversations SET deal_id = %s, linked_at = now() WHERE workspace_id = %s AND source_id = 'c1'",
