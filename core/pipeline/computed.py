@@ -1,7 +1,8 @@
-"""Computed fields: activity dates and 0-100 scores on deals, contacts and accounts (post-sync steps 60-62, last).
+"""Computed fields: activity dates and 0-100 scores on deals, contacts and accounts (post-sync steps 59-63, last).
 
 One set-based `UPDATE … FROM (CTEs)` per table, each its own step: computed_deals and computed_contacts (which
-read none of each other's values, so they run at once), then computed_accounts (which reads what both wrote).
+read none of each other's values, so they run at once), then computed_accounts (which reads what both wrote;
+an incremental run does most of it in computed_accounts_of_deals, beside computed_contacts: see the steps).
 It writes only last_activity_at, days_in_stage, velocity_score, deal_risk, deal_risk_factors, health_score and
 engagement_score, only on rows whose values change (`IS DISTINCT FROM`), and never sets `updated_at` (that marks
 source changes): a second run at the same as_of changes nothing.
@@ -515,11 +516,19 @@ def parameters(run: PipelineRun) -> dict[str, Any]:
 _STATEMENTS = {"deals": _DEALS, "contacts": _CONTACTS, "accounts": _ACCOUNTS}
 
 
-def _affected(conn, run: PipelineRun, params: dict[str, Any], table: str) -> list:
-    """The ids of `table` an incremental run recomputes (see the module docstring). Accounts: those computed_deals
-    noted, and those whose contacts' last activity moved (noted by computed_contacts)."""
+# The accounts an incremental run rescores, by what put them in scope: computed_deals notes those a change
+# reaches ("affected") and those whose deals' values it moved; computed_contacts those whose contacts' last
+# activity it moved.
+_ACCOUNTS_OF_DEALS = ("accounts.affected", "accounts.deals_moved")
+_ACCOUNTS_OF_CONTACTS = ("accounts.contacts_moved",)
+
+
+def _affected(conn, run: PipelineRun, params: dict[str, Any], table: str,
+              accounts: tuple[str, ...] = _ACCOUNTS_OF_DEALS + _ACCOUNTS_OF_CONTACTS) -> list:
+    """The ids of `table` an incremental run recomputes (see the module docstring); accounts: those noted under
+    `accounts`."""
     if table == "accounts":
-        return run.noted("accounts.affected", "accounts.deals_moved", "accounts.contacts_moved")
+        return run.noted(*accounts)
     noted = {"participants": run.noted("contacts.participant"), "noted_internal": run.noted("conversations.is_internal"),
              "noted_activities": run.noted("activities.account_id", "activities.contact_id", "activities.deal_id"),
              "noted_history": run.noted("deal_stage_history.deal_id", "deal_stage_history.stage_normalized"),
@@ -533,13 +542,13 @@ def _affected(conn, run: PipelineRun, params: dict[str, Any], table: str) -> lis
     return row["ids"]
 
 
-def _compute(conn, run: PipelineRun, table: str) -> dict[str, int]:
+def _compute(conn, run: PipelineRun, table: str, **scope) -> dict[str, int]:
     """One table's statement; an incremental run first finds which of its rows to recompute."""
     params = parameters(run)
     incremental = run.since is not None
     by_email = False
     if incremental:
-        params[table] = _affected(conn, run, params, table)
+        params[table] = _affected(conn, run, params, table, **scope)
         if not params[table]:
             return {}
         if table == "contacts":
@@ -624,8 +633,12 @@ def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:
     return {}
 
 
-# Three steps: deals and contacts read none of each other's scores and run at once; accounts read both. CWD
-# writes only its own three conversation columns, which no score reads: it runs beside them.
+# Deals and contacts read none of each other's scores and run at once; accounts read both. CWD writes only its
+# own three conversation columns, which no score reads: it runs beside them. An incremental run rescores the
+# accounts in two steps, so that most of that work runs beside computed_contacts instead of after it:
+# computed_accounts_of_deals, once computed_deals is done, the accounts a change reaches or whose deals moved
+# (reading their contacts' last activity as stored), then computed_accounts those whose contacts' last activity
+# computed_contacts moved. A full run rescores every account in computed_accounts, after both.
 @register_step("computed_deals", order=60, independent_of=("cwd", "contact_scope"))
 def compute_deals(conn, run: PipelineRun) -> dict[str, int]:
     return _compute(conn, run, "deals")
@@ -636,13 +649,21 @@ def compute_contacts(conn, run: PipelineRun) -> dict[str, int]:
     return _compute(conn, run, "contacts")
 
 
-@register_step("computed_accounts", order=62, independent_of=("cwd",))
+@register_step("computed_accounts_of_deals", order=62, independent_of=("cwd", "computed_contacts"))
+def compute_accounts_of_deals(conn, run: PipelineRun) -> dict[str, int]:
+    if run.since is None:
+        return {}
+    return _compute(conn, run, "accounts", accounts=_ACCOUNTS_OF_DEALS)
+
+
+@register_step("computed_accounts", order=63, independent_of=("cwd",))
 def compute_accounts(conn, run: PipelineRun) -> dict[str, int]:
-    return _compute(conn, run, "accounts")
+    return _compute(conn, run, "accounts", accounts=_ACCOUNTS_OF_CONTACTS)
 
 
 def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
-    """The three steps' work in order on one connection, for callers outside the pipeline's scheduler."""
+    """The steps' work in order on one connection (every account in scope at once), for callers outside the
+    pipeline's scheduler."""
     changed: dict[str, int] = {}
     for table in ("deals", "contacts", "accounts"):
         changed.update(_compute(conn, run, table))
