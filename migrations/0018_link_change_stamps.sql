@@ -56,3 +56,13 @@ END $$;
 CREATE TRIGGER conversations_seen_participants BEFORE UPDATE ON conversations FOR EACH ROW
     WHEN (NEW.participants IS DISTINCT FROM OLD.participants)
     EXECUTE FUNCTION pandora_keep_seen_participants();
+
+-- Rows a sync wrote since a workspace's last pipeline run, before these stamps existed: the next incremental
+-- run cannot tell what changed in them, so it takes them as changed in every way (dates, links, everyone on the
+-- invite as having joined). No updated_at moves.
+UPDATE conversations c SET timing_changed_at = c.updated_at, seen_participants = '[[]]'::jsonb
+  FROM workspaces w
+ WHERE c.workspace_id = w.id AND c.updated_at > COALESCE(w.pipeline_seen_from, w.pipeline_ran_at);
+UPDATE deals d SET links_changed_at = d.updated_at
+  FROM workspaces w
+ WHERE d.workspace_id = w.id AND d.updated_at > COALESCE(w.pipeline_seen_from, w.pipeline_ran_at);
