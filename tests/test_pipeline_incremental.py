@@ -513,3 +513,16 @@ def test_an_incremental_run_rescores_who_joined_or_left_a_conversation_not_every
 
     write(call("bob", "kim", "lee", title="Acme sync (moved room)", started_at=now - timedelta(days=1)))
     assert scope() == {"bob", "kim", "lee"}  # moved in time: everyone on it
+
+
+def test_noted_on_a_table_collects_every_key_of_that_table_only():
+    from datetime import datetime, timezone
+
+    from core.pipeline import PipelineRun
+
+    run = PipelineRun("ws", datetime.now(timezone.utc))
+    run.note("activities.deal_id", ["a1", "a2"])
+    run.note("activities.contact_id", ["a2", "a3"])
+    run.note("accounts.affected", ["x"])
+    assert run.noted_on("activities") == ["a1", "a2", "a3"]
+    assert run.noted_on("calls") == []

@@ -51,6 +51,12 @@ class PipelineRun:
         with self._lock:
             return sorted(set().union(*(self.changed_ids.get(k, set()) for k in keys)), key=str)
 
+    def noted_on(self, table: str) -> list:
+        """The ids recorded under any key of `table` ("activities.deal_id", "activities.contact_id", ...)."""
+        with self._lock:  # another step may be adding a key meanwhile
+            keys = [k for k in self.changed_ids if k.startswith(f"{table}.")]
+        return self.noted(*keys)
+
     @property
     def params(self) -> dict[str, Any]:
         """Named parameters every step's SQL may use: workspace_id, since (NULL = everything) and as_of."""

@@ -391,10 +391,9 @@ def _link(conn, run, table: str, step: str) -> dict[str, int]:
         candidates, emails, refs, link = _statements(table, not full)
         temps = f"_linker_emails_{table}, _linker_refs_{table}"
         if not full:
-            own = [k for k in run.changed_ids if k.startswith(f"{table}.")]
             listed = (rows_naming(conn, table, "emails", run.workspace_id, params["changed_emails"])
                       + rows_naming(conn, table, "crm_ids", run.workspace_id, params["changed_sids"]))
-            conn.execute(candidates, {**params, "cand_own": run.noted(*own), "cand_listed": listed})
+            conn.execute(candidates, {**params, "cand_own": run.noted_on(table), "cand_listed": listed})
             conn.execute(f"ANALYZE _linker_cand_{table}")
             temps += f", _linker_cand_{table}"
         conn.execute(emails, params)
