@@ -337,3 +337,15 @@ def test_incremental_run_recomputes_the_changed_deal_like_a_full_run(db, acme):
     assert row(db, acme, "contacts", "amy")["engagement_score"] == 37  # 30 + email 2 + one channel 5
     assert row(db, acme, "accounts", "acme")["health_score"] == 88  # 30 + 0.3 x avg(100, 20) 18 + 20 + 3 contacts 20
     assert compute(db, acme) == {}  # a full run agrees with what the incremental one wrote
+
+
+def test_incremental_compute_fields_scores_a_participant_of_a_new_conversation(db, acme):
+    """compute_fields, used outside the pipeline's scheduler, finds the contacts a conversation written since
+    names (the contact_scope step's work) as the pipeline does."""
+    compute(db, acme)
+    since = db_now(db)
+    write(db, acme, "conversations", [{"source_id": "v2", "started_at": ago(1), "is_internal": False,
+                                       "participants": [REP, {"email": "amy@acme.io", "affiliation": "external"}]}])
+    assert compute(db, acme, since=since)["contacts"] == 1
+    assert row(db, acme, "contacts", "amy")["engagement_score"] is not None
+    assert compute(db, acme) == {}

@@ -664,6 +664,7 @@ def compute_accounts(conn, run: PipelineRun) -> dict[str, int]:
 def compute_fields(conn, run: PipelineRun) -> dict[str, int]:
     """The steps' work in order on one connection (every account in scope at once), for callers outside the
     pipeline's scheduler."""
+    find_contact_scope(conn, run)  # an incremental run's participants (nothing on a full run)
     changed: dict[str, int] = {}
     for table in ("deals", "contacts", "accounts"):
         changed.update(_compute(conn, run, table))
