@@ -80,3 +80,30 @@ def test_only_same_source_targets_and_never_over_an_id_the_row_writes(db, worksp
         write(conn, workspace, "contacts", [{"source_id": "h1", "email": "h@acme.io", "account_source_id": "a1",
                                              "account_id": other}])
         assert ids(conn, workspace, "contacts", "account_id") == {"f1": None, "s1": None, "h1": other}
+
+
+def test_references_are_looked_up_only_for_the_rows_a_re_sync_writes(db, workspace, monkeypatch):
+    """An unchanged re-sync looks nothing up; a changed row has only its own references looked up."""
+    import core.db.references as references
+
+    rows = [{"source_id": "c1", "email": "bob@acme.io", "title": "AE", "account_source_id": "a1"},
+            {"source_id": "c2", "email": "amy@globex.io", "title": "AE", "account_source_id": "a2"}]
+    with db.connection() as conn:
+        write(conn, workspace, "accounts", [{"source_id": "a1", "name": "Acme"}, {"source_id": "a2", "name": "Globex"}])
+        write(conn, workspace, "contacts", rows)
+        write(conn, workspace, "contacts", rows)  # a re-sync: the first-load path gives way to the lookup path
+    asked: list[dict] = []
+    real = references._lookup
+
+    def spy(conn, target, workspace_id, wanted):
+        asked.append(wanted)
+        return real(conn, target, workspace_id, wanted)
+
+    monkeypatch.setattr(references, "_lookup", spy)
+    with db.connection() as conn:
+        assert write(conn, workspace, "contacts", rows).counts() == {"inserted": 0, "updated": 0, "unchanged": 2}
+        assert asked == []
+        changed = write(conn, workspace, "contacts", [{**rows[0], "title": "CTO"}, rows[1]])
+        assert changed.counts() == {"inserted": 0, "updated": 1, "unchanged": 1}
+        assert asked == [{"hubspot": {"a1"}}]
+        assert ids(conn, workspace, "contacts", "account_id")["c1"] == ids(conn, workspace, "accounts", "id")["a1"]

@@ -1,9 +1,10 @@
 """The one write path for entity rows: every sync, import and demo write goes through `upsert_rows`.
 
 For one page of rows it:
-0. resolves the page's source references (`account_source_id` → `account_id`, core.db.references) to the rows
-   of the same source stored already: one indexed lookup per reference (pages `prepare_rows` serialised
-   ahead, the file import's, leave theirs to the post-sync step);
+0. resolves the source references (`account_source_id` → `account_id`, core.db.references) of the rows it
+   writes to the rows of the same source stored already: one indexed lookup per reference, before the COPY of
+   a first load, else for the rows step 3 finds changed (pages `prepare_rows` serialised ahead, the file
+   import's, leave theirs to the post-sync step);
 1. serialises each row once and digests it (`row_hash`, over the columns being written, not the resolved ids:
    a reference that resolves only later is not a change of the source's row);
 2. while a stream looks like a first load, COPYs the page straight into the table inside a savepoint (a first
@@ -329,6 +330,7 @@ def upsert_rows(
     client_ids = capture_prior and not by_key and columns.get("id", _NO_ID).default == "gen_random_uuid()"
     result = UpsertResult(table)
     resolved: list[str] = []  # id columns the write path resolved (prepared pages leave them to the pipeline)
+    unresolved: dict[tuple[str, str], Mapping[str, Any]] = {}  # rows whose references wait until they are written
     if isinstance(rows, PreparedRows):
         if rows.table != table or rows.columns != columns:
             raise ValueError(f"rows prepared for {rows.table!r} with other columns cannot be written to {table!r}")
@@ -338,19 +340,19 @@ def upsert_rows(
         if not rows:
             return result
         cols, data = _plan(table, columns, rows)
-        resolved, tails = _resolved_tails(conn, table, workspace_id, rows)
         mode = _mode(conn, table, workspace_id, {r.get("source") for r in rows})
         values, hashes = {}, {}
-        if not force and _first_load.get(mode, True):
+        if not force and _first_load.get(mode, True):  # streamed straight in: every row's references now
+            resolved, tails = _resolved_tails(conn, table, workspace_id, rows)
             streamed = _stream_new(conn, table, workspace_id, cols, data, rows, values, hashes, client_ids, result,
                                    resolved, tails)
             if streamed:
                 return _all_inserted(conn, table, workspace_id, list(values), capture_prior, result,
                                      hashes if by_key else None)
             _first_load[mode] = False
-        else:
-            for key, line, digest in _serialise(table, cols, data, rows, tails):
-                values[key], hashes[key] = line, digest
+        else:  # the references of the rows that turn out changed, below (an unchanged re-sync looks none up)
+            for row, (key, line, digest) in zip(rows, _serialise(table, cols, data, rows)):
+                values[key], hashes[key], unresolved[key] = line, digest, row
         cols = [*cols, *resolved]
     if not values:
         return result
@@ -367,6 +369,13 @@ def upsert_rows(
     result.unchanged = len(values) - len(todo)
     if not todo:
         return result
+    if unresolved:
+        resolved, tails = _resolved_tails(conn, table, workspace_id, [unresolved[k] for k in todo])
+        if resolved:
+            for key, tail in zip(todo, tails):
+                values[key] += tail
+            cols = [*cols, *resolved]
+            write_cols = ["workspace_id", *cols, "row_hash"]
     if not any(k in existing for k in todo) and _insert_new(conn, table, workspace_id, write_cols, todo, values,
                                                             hashes, client_ids, result):
         return _all_inserted(conn, table, workspace_id, todo, capture_prior, result, hashes if by_key else None)
@@ -489,6 +498,7 @@ def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, 
     _copy(conn, st, write_cols, payload)
     data_cols = [c for c in cols if c not in _KEY]
     col_list = sql.SQL(", ").join(map(sql.Identifier, write_cols))
+
     def incoming(c: str) -> sql.Composable:
         return sql.SQL("COALESCE(EXCLUDED.{0}, t.{0})" if c in keep else "EXCLUDED.{0}").format(sql.Identifier(c))
 
