@@ -52,7 +52,7 @@ def resolve_page(conn, table: str, workspace_id: str,
         for row in rows:
             ref = row.get(src_col)
             if ref is not None and ref != "" and row.get("source") not in _LEFT_TO_THE_STEP:
-                wanted.setdefault(row.get("source"), set()).add(ref if ref.__class__ is str else str(ref))
+                wanted.setdefault(row.get("source"), set()).add(_text(ref))
         if not wanted:
             continue
         found = _lookup(conn, target, workspace_id, wanted)
@@ -61,8 +61,13 @@ def resolve_page(conn, table: str, workspace_id: str,
         columns.append(id_col)
         for row, out in zip(rows, values):
             ref = row.get(src_col)
-            out.append(None if ref is None else found.get((row.get("source"), ref if ref.__class__ is str else str(ref))))
+            out.append(None if ref is None else found.get((row.get("source"), _text(ref))))
     return columns, values if columns else []
+
+
+def _text(ref: Any) -> str:
+    """A reference as the text column stores it (a source may send 4711 for "4711")."""
+    return ref if ref.__class__ is str else str(ref)
 
 
 def _lookup(conn, target: str, workspace_id: str, wanted: dict[str, set[str]]) -> dict[tuple[str, str], Any]:

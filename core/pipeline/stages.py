@@ -80,6 +80,7 @@ UPDATE deal_stage_history h SET stage_normalized = m.stage_normalized
    AND h.stage_normalized IS DISTINCT FROM m.stage_normalized {history_scope}
 """
 
+
 def _metadata_label(stages_meta: dict, raw: str) -> tuple[str, bool | None, bool | None, float | None]:
     info = (stages_meta or {}).get(raw)
     if not isinstance(info, dict):
