@@ -41,17 +41,18 @@ from datetime import datetime, timedelta
 import traceback
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from psycopg.rows import dict_row
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.file_import import batch
-from connectors.file_import.parsers import MAX_WORKERS
-from core.db import embedded
-from core.db.database import Database
-from core.db.migrate import migrate_url
-from core.settings import Settings
-from core.workspaces import create_workspace
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
+
+from bench._scratch import scratch_database  # noqa: E402
+from connectors.file_import import batch  # noqa: E402
+from connectors.file_import.parsers import MAX_WORKERS  # noqa: E402
+from core.db.database import Database  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workspaces import create_workspace  # noqa: E402
 
 HEADER = ["Record ID", "Deal Name", "Associated Company", "Amount", "Deal Stage", "Pipeline", "Close Date",
           "Deal owner", "Create Date", "Probability", "Next Step", "Deal Type", "Lead Source", "Region", "Competitor"]
@@ -203,18 +204,21 @@ def main() -> None:
     args = ap.parse_args()
     if args.child_import:
         return child_import(args)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below drops the database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the `with` and finally below drop the database and tmp
 
     env = Settings.from_env()
-    server = env.database_url or embedded.server_uri(env.pandora_home)
-    dbname = f"pandora_bench_{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="pandora_bench_import_"))
-    maint = psycopg.connect(server, autocommit=True)
-    maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        with scratch_database(env) as url:
+            benchmark(url, args, env, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def benchmark(url: str, args, env: Settings, tmp: Path) -> None:
+    """The benchmark, in the scratch database at `url`; its connections are closed before the database is dropped."""
     admin = ref = db = None
     try:
-        url = embedded.with_database(server, dbname)
-        migrate_url(url, env.migrations_dir)
         admin = psycopg.connect(url, autocommit=True)
         ref = psycopg.connect(url, options="-c datestyle=ISO,MDY -c timezone=UTC")
         with psycopg.connect(url, row_factory=dict_row) as conn:
@@ -277,9 +281,6 @@ def main() -> None:
         for c in (db, ref, admin):
             if c:
                 c.close()
-        maint.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        maint.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -77,10 +77,9 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from psycopg import sql
 
+from bench._scratch import scratch_database
 from core.context import update_section
-from core.db import embedded
 from core.db.database import Database
-from core.db.migrate import migrate_url
 from core.db.upsert import UpsertResult, upsert_rows
 from core.pipeline import current_step, run_post_sync, steps
 from core.settings import Settings
@@ -592,17 +591,16 @@ def main() -> None:
                     help="statement_timeout of the pipeline's statements (0: none); a cancelled run is reported as such")
     args = ap.parse_args()
     args.repeat = max(1, args.repeat)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below drops the database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the `with` below drops the database
 
-    settings = Settings.from_env()
-    server = settings.database_url or embedded.server_uri(settings.pandora_home)
-    dbname = f"pandora_bench_{os.getpid()}"
-    maint = psycopg.connect(server, autocommit=True)
-    maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    with scratch_database(Settings.from_env()) as url:
+        benchmark(url, args)
+
+
+def benchmark(url: str, args) -> None:
+    """The benchmark, in the scratch database at `url`; its connections are closed before the database is dropped."""
     db = admin = None
     try:
-        url = embedded.with_database(server, dbname)
-        migrate_url(url, settings.migrations_dir)
         db = Database(url, min_size=1, max_size=2)
         admin = psycopg.connect(url, autocommit=True)
         with db.connection() as conn:
@@ -748,8 +746,6 @@ def main() -> None:
             admin.close()
         if db is not None:
             db.close()
-        maint.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        maint.close()
 
 
 if __name__ == "__main__":

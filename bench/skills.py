@@ -44,10 +44,9 @@ from datetime import date, datetime, time as dtime, timedelta, timezone
 import psycopg
 from psycopg import sql
 
+from bench._scratch import scratch_database
 from core.context import get_context
-from core.db import embedded
 from core.db.database import Database
-from core.db.migrate import migrate_url
 from core.db.upsert import upsert_rows
 from core.errors import NotFound
 from core.llm import LLMConfig, RunBudget
@@ -239,17 +238,17 @@ def main() -> None:
     ap.add_argument("--full-pipeline", action="store_true",
                     help="also run the linker steps (minutes at 100k deals; every bench activity names its deal anyway)")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below drops the database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the `with` below drops the database
 
     settings = Settings.from_env()
-    server = settings.database_url or embedded.server_uri(settings.pandora_home)
-    dbname = f"pandora_bench_{os.getpid()}"
-    maint = psycopg.connect(server, autocommit=True)
-    maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    with scratch_database(settings) as url:
+        benchmark(url, args, settings)
+
+
+def benchmark(url: str, args, settings: Settings) -> None:
+    """The benchmark, in the scratch database at `url`; its pool is closed before the database is dropped."""
     db = None
     try:
-        url = embedded.with_database(server, dbname)
-        migrate_url(url, settings.migrations_dir)
         db = Database(url, min_size=1, max_size=4)
         with db.connection() as conn:
             ws = str(create_workspace(conn, "Bench")["id"])
@@ -320,8 +319,6 @@ def main() -> None:
     finally:
         if db is not None:
             db.close()
-        maint.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        maint.close()
 
 
 if __name__ == "__main__":

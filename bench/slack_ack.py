@@ -30,11 +30,9 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from datetime import date  # noqa: E402
 
 import httpx  # noqa: E402
-from psycopg import sql  # noqa: E402
 
-from core.db import embedded  # noqa: E402
-from core.db.database import Database, check_connect  # noqa: E402
-from core.db.migrate import migrate_url  # noqa: E402
+from bench._scratch import scratch_database  # noqa: E402
+from core.db.database import Database  # noqa: E402
 from core.settings import Settings  # noqa: E402
 
 SECRET = "bench-signing-secret"
@@ -63,14 +61,13 @@ def burst(n: int, fn) -> list[float]:
         return list(pool.map(one, range(n)))
 
 
-def run(args, server_url: str, dbname: str) -> None:
+def run(args, url: str) -> None:
     from bot.serve import build_asgi, serving_in_thread
     from bot.slack.app import build_app
     from core.workspaces import create_workspace
     from tests.fakes.slack_api import FakeSlack
     from tests.fakes.slack_requests import SlackSender
 
-    url = embedded.with_database(server_url, dbname)
     base = Settings(database_url=url, secret_key="bench-secret", pandora_home=Path(f"/tmp/pandora_bench_{os.getpid()}"))
     if args.empty:
         with Database(url, min_size=1, max_size=2) as tmp, tmp.connection() as conn:
@@ -146,23 +143,13 @@ def main() -> int:
     args = parser.parse_args()
     print(f"slack_ack bench — Python {platform.python_version()}, {os.cpu_count()} CPUs")
     settings = Settings.from_env()
-    server_url = settings.database_url or embedded.server_uri(settings.pandora_home)
-    dbname = f"pandora_bench_{os.getpid()}"
     try:
-        with check_connect(server_url) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-        migrate_url(embedded.with_database(server_url, dbname), settings.migrations_dir)
-        run(args, server_url, dbname)
+        with scratch_database(settings) as url:  # dropped on the way out, also on error or Ctrl-C
+            run(args, url)
     except KeyboardInterrupt:
         print("interrupted")
     except Exception:  # noqa: BLE001 — a benchmark reports and exits 0
         traceback.print_exc()
-    finally:
-        try:
-            with check_connect(server_url) as admin:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        except Exception:  # noqa: BLE001
-            traceback.print_exc()
     return 0
 
 

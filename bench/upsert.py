@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import signal
@@ -33,16 +32,18 @@ import sys
 import time
 import tracemalloc
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from psycopg.rows import dict_row
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.db import embedded
-from core.db.migrate import migrate_url
-from core.db.upsert import UpsertResult, upsert_rows
-from core.settings import Settings
-from core.workspaces import create_workspace
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
+
+from bench._scratch import scratch_database  # noqa: E402
+from core.db.upsert import UpsertResult, upsert_rows  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workspaces import create_workspace  # noqa: E402
 
 COLS = ("source", "source_id", "name", "amount", "stage", "stage_normalized", "close_date", "owner",
         "owner_email", "probability", "source_created_at", "source_data")
@@ -153,18 +154,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--mem-rows", type=int, default=20_000, help="rows of the tracemalloc passes (and 2x that)")
     args = ap.parse_args()
-    n = args.rows
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below drops the database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the `with` below drops the database
 
-    settings = Settings.from_env()
-    server = settings.database_url or embedded.server_uri(settings.pandora_home)
-    dbname = f"pandora_bench_{os.getpid()}"
-    maint = psycopg.connect(server, autocommit=True)
-    maint.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    with scratch_database(Settings.from_env()) as url:
+        benchmark(url, args)
+
+
+def benchmark(url: str, args) -> None:
+    """The benchmark, in the scratch database at `url`; its connections are closed before the database is dropped."""
+    n = args.rows
     conns = []
     try:
-        url = embedded.with_database(server, dbname)
-        migrate_url(url, settings.migrations_dir)
         admin = psycopg.connect(url, autocommit=True)
         conn = psycopg.connect(url, row_factory=dict_row)
         conns += [admin, conn]
@@ -234,8 +234,6 @@ def main() -> None:
     finally:
         for c in conns:
             c.close()
-        maint.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-        maint.close()
 
 
 if __name__ == "__main__":
