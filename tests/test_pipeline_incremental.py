@@ -398,6 +398,20 @@ def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, mo
     assert min(spans, key=lambda name: spans[name][0]) == "feeds"
 
 
+def test_steps_writing_the_same_rows_never_run_at_once_and_stages_run_beside_the_inference():
+    """Two steps that update the same rows (references and stages both write deals and deal_stage_history)
+    wait for each other: two UPDATEs over the same rows in different orders can deadlock. The association
+    inference reads no normalized stage, so it runs beside stage normalization; the linker needs both."""
+    from core.pipeline import dependencies, steps
+
+    needs = dependencies(steps())
+    assert "resolve_references" in needs["stage_normalization"]
+    assert "associations" not in needs["stage_normalization"]
+    assert "stage_normalization" not in needs["associations"]
+    assert {"stage_normalization", "associations", "internal_filter"} <= needs["linker"]
+    assert {"stage_normalization", "associations"} <= needs["linker_activities"]
+
+
 def test_only_a_conversations_date_or_deletion_rescores_its_deal_and_account(db, workspace):
     """A retitled conversation, or one with another person on the invite, leaves its deal and account out of the
     scores' scope; one moved in time or deleted brings them in (migration 0018's stamp), and the incremental run

@@ -173,13 +173,18 @@ PARALLEL_STEPS = 2
 current_step: ContextVar[str | None] = ContextVar("current_step", default=None)
 
 
+def dependencies(ordered: list[Step]) -> dict[str, set[str]]:
+    """For each step, the steps it waits for: every lower-ordered one it does not name as independent."""
+    return {s.name: {t.name for t in ordered if t.order < s.order and t.name not in s.independent_of}
+            for s in ordered}
+
+
 def _run_steps(db, run: PipelineRun, ordered: list[Step]) -> list[dict[str, Any]]:
     """Run the steps, each in its own transaction on its own pooled connection, up to PARALLEL_STEPS at once:
     a step starts once every step it depends on has committed (of those ready, the one with the longest chain of
     steps waiting on it first, then the lowest order). After a failure no further
     step starts; the ones running finish, then the first error is raised. The report keeps step order."""
-    needs = {s.name: {t.name for t in ordered if t.order < s.order and t.name not in s.independent_of}
-             for s in ordered}
+    needs = dependencies(ordered)
     # Of the steps ready at once, those with the longest chain of steps waiting on them start first: the three
     # computed/CWD steps are ready together, and CWD (which nothing waits for) taking a slot would delay
     # computed_contacts and, behind it, computed_accounts.

@@ -90,7 +90,11 @@ def _metadata_label(stages_meta: dict, raw: str) -> tuple[str, bool | None, bool
             float(prob) * 100 if isinstance(prob, (int, float)) and prob <= 1 else prob)
 
 
-@register_step("stage_normalization", order=5)
+# After the references (both write deals and deal_stage_history rows, so they do not run at once: two UPDATEs
+# over the same rows in different orders can deadlock) and beside the association inference, which neither reads
+# a normalized stage nor writes anything this step reads: on a first sync the two long steps then run at once
+# (the inference ~11 s over a million contacts) instead of one after the other.
+@register_step("stage_normalization", order=22, independent_of=("associations",))
 def normalize_stages(conn, run) -> dict[str, int]:
     params = run.params
     meta = {r["source"]: r["stages"] for r in conn.execute(_STAGE_METADATA, params).fetchall()}
