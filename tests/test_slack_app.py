@@ -149,6 +149,16 @@ def test_a_slack_failure_is_explained_to_the_user_not_raised(sender, slack):
     assert "fatal_error" in answer["text"] and "Traceback" not in answer["text"]
 
 
+def test_a_failed_mention_is_explained_privately_in_its_thread(sender, slack):
+    slack.fail_next("chat.postMessage", "fatal_error")
+    response = sender.event({"type": "app_mention", "user": USER_ID, "text": "<@UBOT> status", "ts": "7.1",
+                             "channel": CHANNEL_ID})
+    assert response.status_code == 200
+    [told] = slack.calls_to("chat.postEphemeral")
+    assert told["user"] == USER_ID and told["channel"] == CHANNEL_ID and told["thread_ts"] == "7.1"
+    assert "fatal_error" in told["text"] and "Traceback" not in told["text"]
+
+
 def test_without_a_configured_workspace_the_slack_team_gets_its_own(db, settings, slack):
     team_settings = make_settings(settings, slack)  # no PANDORA_WORKSPACE: map the Slack team
     from tests.fakes.slack_requests import SlackSender

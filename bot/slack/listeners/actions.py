@@ -7,7 +7,7 @@ Buttons that open a modal do it in the ack listener (trigger_id valid for 3 s); 
 from __future__ import annotations
 
 from bot.modals_connect import OAUTH_LINK_ACTION
-from bot.slack.listeners.common import OPEN_MODAL_ACTION, fail, open_modal
+from bot.slack.listeners.common import OPEN_MODAL_ACTION, failures_told, open_modal
 
 IMPORT_CONFIRM = "import_confirm"
 IMPORT_EDIT_MAPPING = "import_edit_mapping"
@@ -38,31 +38,25 @@ def register(app, deps) -> None:
     def run_import_action(body, client, context):
         channel, ts, user = _where(body)
         action_id = (body.get("actions") or [{}])[0].get("action_id")
-        try:
+        with failures_told(client, channel=channel, user=user):
             from bot import import_flow
 
             handler = getattr(import_flow, LAZY_IMPORT_ACTIONS[action_id])
             handler(deps.db, deps.settings, client, context.get("workspace_id"), _value(body), channel, ts)
-        except Exception as exc:  # noqa: BLE001
-            fail(client, exc, channel=channel, user=user)
 
     def edit_mapping(ack, body, client, context):
         ack()
         channel, ts, user = _where(body)
-        try:
+        with failures_told(client, channel=channel, user=user):
             from bot.import_flow import open_mapping
 
             open_mapping(deps.db, client, context.get("workspace_id"), _value(body), body["trigger_id"], channel, ts)
-        except Exception as exc:  # noqa: BLE001
-            fail(client, exc, channel=channel, user=user)
 
     def open_modal_button(ack, body, client, context):
         ack()
         channel, _, user = _where(body)
-        try:
+        with failures_told(client, channel=channel, user=user):
             open_modal(deps, client, context.get("workspace_id"), _value(body), body["trigger_id"])
-        except Exception as exc:  # noqa: BLE001
-            fail(client, exc, channel=channel, user=user)
 
     for action_id in LAZY_IMPORT_ACTIONS:
         app.action(action_id)(ack=ack_only, lazy=[run_import_action])

@@ -8,7 +8,7 @@ skills) or, where the bot cannot post, answers through the command's response_ur
 from __future__ import annotations
 
 from bot.slack import registry
-from bot.slack.listeners.common import answer, fail, open_modal
+from bot.slack.listeners.common import answer, failures_told, open_modal
 
 
 def _words(body: dict) -> list[str]:
@@ -28,7 +28,7 @@ def register(app, deps) -> None:
         if not opens_modal(words):
             return  # the lazy listener answers
         channel, user = body.get("channel_id"), body.get("user_id")
-        try:
+        with failures_told(client, channel=channel, user=user, respond=respond):
             workspace_id = context.get("workspace_id")
             from bot.router import route
 
@@ -38,18 +38,14 @@ def register(app, deps) -> None:
                 open_modal(deps, client, workspace_id, reply.modal, body["trigger_id"])
             else:  # e.g. `context show`, or an unknown source: a private answer
                 respond(text=reply.text[:3000], blocks=reply.blocks or None, response_type="ephemeral")
-        except Exception as exc:  # noqa: BLE001 — explained to the user, never a traceback
-            fail(client, exc, channel=channel, user=user, respond=respond)
 
     def run_pandora(body, client, context, respond, logger):
         if opens_modal(_words(body)):
             return
         channel, user = body.get("channel_id"), body.get("user_id")
-        try:
+        with failures_told(client, channel=channel, user=user, respond=respond):
             answer(deps, client, context.get("workspace_id"), body.get("text") or "", channel=channel, user=user,
                    respond=respond)
-        except Exception as exc:  # noqa: BLE001
-            fail(client, exc, channel=channel, user=user, respond=respond)
 
     for command in registry.COMMANDS:
         app.command(command)(ack=ack_pandora, lazy=[run_pandora])

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -58,6 +59,16 @@ def fail(client: WebClient, exc: BaseException, *, channel: str | None, user: st
     if not isinstance(exc, PandoraError):
         log.error("listener failed", exc_info=exc)
     tell(client, channel, user, f":warning: {explain(exc)}", respond=respond, thread_ts=thread_ts)
+
+
+@contextmanager
+def failures_told(client: WebClient, *, channel: str | None, user: str | None,
+                  respond: Callable[..., Any] | None = None, thread_ts: str | None = None) -> Iterator[None]:
+    """A listener's work: whatever it raises is explained to the user (`fail`), never a traceback to Bolt."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 — explained to the user, never a traceback
+        fail(client, exc, channel=channel, user=user, respond=respond, thread_ts=thread_ts)
 
 
 def is_slow(words: list[str]) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.slack.listeners.common import answer, fail
+from bot.slack.listeners.common import answer, failures_told
 
 log = logging.getLogger("pandora.slack")
 
@@ -23,11 +23,9 @@ def register(app, deps) -> None:
     def on_mention(event, client, context):
         channel, user = event.get("channel"), event.get("user")
         thread_ts = event.get("thread_ts") or event.get("ts")
-        try:
+        with failures_told(client, channel=channel, user=user, thread_ts=thread_ts):
             answer(deps, client, context.get("workspace_id"), event.get("text") or "", channel=channel, user=user,
                    thread_ts=thread_ts)
-        except Exception as exc:  # noqa: BLE001
-            fail(client, exc, channel=channel, user=user, thread_ts=thread_ts)
 
     def on_message(event, client, context):
         # Only what a person typed in a DM with Pandora: edits, joins, file shares (file_shared handles those)
@@ -35,11 +33,9 @@ def register(app, deps) -> None:
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
             return
         channel, user = event.get("channel"), event.get("user")
-        try:
+        with failures_told(client, channel=channel, user=user):
             answer(deps, client, context.get("workspace_id"), event.get("text") or "", channel=channel, user=user,
                    thread_ts=event.get("thread_ts"))
-        except Exception as exc:  # noqa: BLE001
-            fail(client, exc, channel=channel, user=user)
 
     def on_file_shared(event, client, context):
         if event.get("user_id") and event.get("user_id") == context.get("bot_user_id"):
@@ -49,11 +45,9 @@ def register(app, deps) -> None:
             return
         from bot.import_flow import handle_file_shared
 
-        try:
+        with failures_told(client, channel=event.get("channel_id"), user=event.get("user_id")):
             handle_file_shared(deps.db, deps.settings, client, workspace_id, event.get("file_id"),
                                event.get("channel_id"), event.get("user_id"))
-        except Exception as exc:  # noqa: BLE001
-            fail(client, exc, channel=event.get("channel_id"), user=event.get("user_id"))
 
     def on_home_opened(event, client, context):
         if event.get("tab", "home") != "home":
