@@ -116,6 +116,24 @@ class Clock:
         self.now += seconds
 
 
+def test_a_limiter_whose_sleep_only_records_waits_once_per_wait_and_never_spins():
+    """The sync engine of the tests records its waits without sleeping: the limiter's time moves on by each
+    wait all the same (one recorded wait per request over the limit, not a busy loop until real time passes)."""
+    import time
+
+    from connectors.hubspot.limits import RollingWindowLimiter, SearchPacedLimiter
+
+    waits: list[float] = []
+    limiter = SearchPacedLimiter(RollingWindowLimiter(100, 10.0, sleep=waits.append),
+                                 RollingWindowLimiter(4, 1.0, headroom=1, sleep=waits.append))
+    started = time.monotonic()
+    for _ in range(9):
+        limiter.acquire("/crm/v3/objects/deals/search")
+    limiter.acquire("/crm/v3/objects/deals")  # not a search: the burst limit alone
+    assert time.monotonic() - started < 0.5
+    assert len(waits) == 2 and all(0.99 < w <= 1.01 for w in waits)  # three a second: the 4th and 7th waited
+
+
 def test_rolling_window_limiter_never_exceeds_the_window_and_never_waits_longer_than_it_must():
     from connectors.hubspot.limits import RollingWindowLimiter
 

@@ -179,3 +179,34 @@ def test_a_token_refreshed_while_connecting_is_the_one_saved(db, vault, workspac
         save_connection(conn, vault, workspace["id"], "hubspot", creds)
     assert stored(db, vault, workspace)["access_token"] != expired
     assert [t["grant_type"] for t in hubspot.token_requests] == ["refresh_token"]
+
+
+def test_searches_keep_to_their_own_per_second_limit(db, vault, workspace, hubspot, connector):
+    """HubSpot's search endpoints allow a few requests a second per token, whatever the burst limit allows
+    (429 SECONDLY past it). An incremental sync keeps to it; a client paced by the burst limit alone does not."""
+    import time
+
+    from core.sync.orchestrator import SyncEngine
+    from tests.test_hubspot_support import FAST, connect
+
+    engine = SyncEngine(db, vault)  # real sleeps: the fake counts real seconds
+    connect(db, vault, workspace["id"])
+    assert engine.run(workspace["id"], "hubspot").status == "succeeded"  # the first sync lists, no search
+    hubspot.search_per_second = 4
+
+    def searches() -> int:
+        return len([r for r in hubspot.log if r[0] == "POST" and r[1].endswith("/search")])
+
+    connect(db, vault, workspace["id"], rate_limit={**FAST, "search_per_second": 1000})  # burst pacing only
+    report = engine.run(workspace["id"], "hubspot")
+    assert report.status == "succeeded", report.error
+    assert hubspot.search_violations > 0  # the fake holds the limit: unpaced searches meet 429 SECONDLY
+
+    hubspot.search_violations, before = 0, searches()
+    connect(db, vault, workspace["id"], rate_limit={"per_10s": 100_000})  # the default search pace
+    started = time.monotonic()
+    report = engine.run(workspace["id"], "hubspot")
+    took, made = time.monotonic() - started, searches() - before
+    assert report.status == "succeeded", report.error
+    assert made >= 8 and hubspot.search_violations == 0
+    assert took >= (made - 3) / 3 * 0.9  # three a second (four, one kept as headroom)

@@ -17,7 +17,7 @@ from tests.support import rows
 
 TOKEN = "pat-na1-portal-one"
 BASE = datetime(2025, 6, 1, tzinfo=timezone.utc)
-FAST = {"per_10s": 100_000}   # tests don't wait on the rate limiter
+FAST = {"per_10s": 100_000, "search_per_second": 100_000}   # tests don't wait on the rate limiters
 
 
 def fixture(name: str) -> dict:

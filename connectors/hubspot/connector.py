@@ -17,7 +17,9 @@ rest — many custom properties, stage-history dates — with one batch read per
 cost one request per page; big ones two, never a 414.
 
 Rate limits: at most the documented burst in any rolling 10 s (default 100 requests; metadata `rate_limit`
-{"per_10s", "window"} overrides; `limits.RollingWindowLimiter`), and a 429 waits as its `policyName` says:
+{"per_10s", "window"} overrides; `limits.RollingWindowLimiter`) and, for the search endpoints, their own limit
+of 4 requests a second per token (`rate_limit.search_per_second`; one left as headroom, as the 1 s window leaves
+no room for clock skew; `limits.SearchPacedLimiter`), and a 429 waits as its `policyName` says:
 TEN_SECONDLY_ROLLING/SECONDLY for the window in `X-HubSpot-RateLimit-Interval-Milliseconds` (or Retry-After),
 DAILY stops the sync with RateLimited.
 """
@@ -31,7 +33,7 @@ import httpx
 from connectors.hubspot import auth, engagements, normalize as norm
 from connectors.hubspot.associations import enricher
 from connectors.hubspot.deal_contacts import populate_deal_contacts_from_associations
-from connectors.hubspot.limits import RollingWindowLimiter
+from connectors.hubspot.limits import RollingWindowLimiter, SearchPacedLimiter
 from core.errors import AuthError
 from core.sync.http import HttpClient, RetryPolicy
 from core.sync.paginators import AfterCursor, KeysetSearch, iterate_pages
@@ -139,8 +141,10 @@ class HubSpotConnector:
                                             client_secret=client_secret, on_credentials=on_credentials,
                                             transport=transport)
         limit = metadata.get("rate_limit") or {}
-        limiter = RollingWindowLimiter(int(limit.get("per_10s", 100)), float(limit.get("window", 10.0)),
-                                       sleep=sleep or time.sleep)
+        limiter = SearchPacedLimiter(
+            RollingWindowLimiter(int(limit.get("per_10s", 100)), float(limit.get("window", 10.0)),
+                                 sleep=sleep or time.sleep),
+            RollingWindowLimiter(int(limit.get("search_per_second", 4)), 1.0, headroom=1, sleep=sleep or time.sleep))
         return HttpClient(
             metadata.get("base_url") or self.api_base, connector=self.name, label=self.label,
             headers={"Authorization": f"Bearer {token}"}, auth=refresher,

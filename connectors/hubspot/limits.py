@@ -29,15 +29,16 @@ class RollingWindowLimiter:
         self._sleep = sleep
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
+        self._behind = 0.0  # waits the sleep function cut short (a test's, which only records them)
         self.acquired = 0
         self.waited = 0.0
 
-    def acquire(self) -> float:
+    def acquire(self, path: str | None = None) -> float:
         """Block until a request may be sent (and count it as sent); returns the seconds waited."""
         waited = 0.0
         while True:
             with self._lock:
-                now = self._clock()
+                now = self._clock() + self._behind
                 while self._sent and self._sent[0] <= now - self.window:
                     self._sent.popleft()
                 if len(self._sent) < self.capacity:
@@ -46,5 +47,23 @@ class RollingWindowLimiter:
                     self.waited += waited
                     return waited
                 wait = self._sent[0] + self.window - now + 0.001
+            before = self._clock()
             self._sleep(wait)
             waited += wait
+            with self._lock:  # time as this limiter sees it moves on by the wait either way: it never spins
+                self._behind += max(0.0, wait - (self._clock() - before))
+
+
+class SearchPacedLimiter:
+    """HubSpot's two limits on one client: the burst limit counts every request, and the CRM search endpoints
+    (`POST /crm/v3/objects/{type}/search`) have their own, a few requests per second per token, whatever the
+    burst allows (a 429 SECONDLY past it). A search waits for its own window first and takes its burst slot
+    last, so the burst limiter records the time the request really leaves."""
+
+    def __init__(self, burst: RollingWindowLimiter, search: RollingWindowLimiter) -> None:
+        self.burst = burst
+        self.search = search
+
+    def acquire(self, path: str | None = None) -> float:
+        waited = self.search.acquire(path) if path and path.endswith("/search") else 0.0
+        return waited + self.burst.acquire(path)

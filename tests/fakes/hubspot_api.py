@@ -9,7 +9,8 @@ OAuth token endpoint), reproducing the shapes in ../shared/fixtures/hubspot and 
 - v4 batch read answers 207 with `numErrors`/`errors` for ids scripted in `assoc_failures` (transient) and
   NO_ASSOCIATIONS_FOUND for ids without associations; more than `assoc_page` links come with paging;
 - rate limits: a rolling `window` (10 s) of `max_requests` per portal → 429 TEN_SECONDLY_ROLLING with
-  policyName and X-HubSpot-RateLimit-* headers; `storm` scripts a run of 429s;
+  policyName and X-HubSpot-RateLimit-* headers; `storm` scripts a run of 429s; search requests also count
+  against `search_per_second` per portal (→ 429 SECONDLY, the real body);
 - OAuth: `POST /oauth/v1/token` (authorization_code, refresh_token) issues 30-minute tokens; `expire(token)`
   makes a token answer 401 EXPIRED_AUTHENTICATION;
 - per-portal data: each token belongs to one portal (two workspaces, two portals).
@@ -96,6 +97,7 @@ class Portal:
     pipelines: list[dict] = field(default_factory=list)
     properties: dict[str, list[dict]] = field(default_factory=dict)
     hits: deque = field(default_factory=deque)   # request times in the rolling window
+    search_hits: deque = field(default_factory=deque)  # search request times in the last second
 
     def store(self, object_type: str) -> Store:
         return self.stores.setdefault(object_type, Store())
@@ -133,6 +135,7 @@ class FakeHubSpot(FakeServer):
         self.max_requests: int | None = None      # per portal per window; None = no limit
         self.window = 10.0
         self.storm = 0                            # next N API requests answer 429
+        self.search_per_second: int | None = None  # search requests per portal per second; None = no limit
         self.storm_headers = {"Retry-After": "1"}
         self.assoc_failures: dict[str, int] = {}  # from id -> how many more reads fail for it
         self.assoc_page = 500
@@ -142,6 +145,7 @@ class FakeHubSpot(FakeServer):
         self.release = threading.Event()
         self.log: list[tuple[str, str, dict]] = []
         self.violations = 0                       # 429s answered by the rolling-window limit
+        self.search_violations = 0                # 429 SECONDLY answered by the search limit
         self.token_requests: list[dict] = []
         self._lock = threading.RLock()
         self._counter = 0
@@ -208,7 +212,7 @@ class FakeHubSpot(FakeServer):
             return send_json(handler, 401, {"status": "error", "category": "INVALID_AUTHENTICATION",
                                             "message": "Authentication credentials not found."})
         portal = self.portal_of(token)
-        limited = self._rate(portal)
+        limited = self._rate(portal) or self._search_rate(portal, method, path)
         if limited is not None:
             return send_json(handler, 429, *limited)
         if self.on_request:
@@ -221,6 +225,21 @@ class FakeHubSpot(FakeServer):
         except KeyError as exc:
             status, payload = 404, {"status": "error", "message": f"not found: {exc}"}
         send_json(handler, status, payload, self._limit_headers(portal))
+
+    def _search_rate(self, portal: Portal, method: str, path: str):
+        """The search endpoints' own per-second limit, counted apart from the burst window (HubSpot answers
+        429 with policyName SECONDLY past it)."""
+        if self.search_per_second is None or method != "POST" or not path.endswith("/search"):
+            return None
+        with self._lock:
+            now = time.monotonic()
+            while portal.search_hits and portal.search_hits[0] <= now - 1.0:
+                portal.search_hits.popleft()
+            if len(portal.search_hits) >= self.search_per_second:
+                self.search_violations += 1
+                return _load("error_429_secondly_legacy.json"), {"X-HubSpot-RateLimit-Interval-Milliseconds": "1000"}
+            portal.search_hits.append(now)
+        return None
 
     def _limit_headers(self, portal: Portal) -> dict[str, str]:
         if self.max_requests is None:
