@@ -13,12 +13,12 @@ from core.pipeline import PipelineRun, steps
 
 AT = datetime(2026, 5, 1, 16, tzinfo=timezone.utc)
 
-# What the pipeline rewrites on most rows of a table after a first sync, and only these.
 FILLFACTOR = {"contacts": 45, "conversations": 40, "deals": 45, "accounts": 45, "deal_stage_history": 45}
+# What the pipeline rewrites on most rows of a table after a first sync.
 REWRITTEN = {
     "contacts": {"engagement_score", "last_activity_at"},
     "conversations": {"is_internal", "internal_classification_reason"},
-    "deals": {"last_activity_at", "days_in_stage", "velocity_score", "deal_risk", "health_score"},
+    "deals": {"last_activity_at", "days_in_stage", "velocity_score", "deal_risk", "deal_risk_factors", "health_score"},
     "accounts": {"last_activity_at", "health_score"},
     "deal_stage_history": {"stage_normalized"},
 }
@@ -41,7 +41,8 @@ def test_rewritten_columns_are_in_no_index_and_pages_keep_room(db, table):
 
 
 def _run_step_counting(db, ws, name, table):
-    """Run one step in a transaction of our own and return (rows it updated in `table`, of which HOT)."""
+    """Run one step in a transaction of our own; (what it reports changed, rows it updated in `table`, of
+    which heap-only)."""
     step = next(s for s in steps() if s.name == name)
     with db.connection() as conn, conn.transaction():
         run = PipelineRun(ws["id"], None, get_context(conn, ws["id"]))

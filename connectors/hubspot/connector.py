@@ -140,16 +140,15 @@ class HubSpotConnector:
             refresher = auth.TokenRefresher(credentials, token_url=self.oauth.token_url, client_id=client_id,
                                             client_secret=client_secret, on_credentials=on_credentials,
                                             transport=transport)
-        limit = metadata.get("rate_limit") or {}
+        limit, sleep = metadata.get("rate_limit") or {}, sleep or time.sleep
         limiter = SearchPacedLimiter(
-            RollingWindowLimiter(int(limit.get("per_10s", 100)), float(limit.get("window", 10.0)),
-                                 sleep=sleep or time.sleep),
-            RollingWindowLimiter(int(limit.get("search_per_second", 4)), 1.0, headroom=1, sleep=sleep or time.sleep))
+            RollingWindowLimiter(int(limit.get("per_10s", 100)), float(limit.get("window", 10.0)), sleep=sleep),
+            RollingWindowLimiter(int(limit.get("search_per_second", 4)), 1.0, headroom=1, sleep=sleep))
         return HttpClient(
             metadata.get("base_url") or self.api_base, connector=self.name, label=self.label,
             headers={"Authorization": f"Bearer {token}"}, auth=refresher,
             retry=RetryPolicy(max_attempts=int(limit.get("attempts", 6)), base_delay=0.5, max_delay=10.0),
-            rate_limiter=limiter, transport=transport, sleep=sleep or time.sleep, retry_after_from=retry_after,
+            rate_limiter=limiter, transport=transport, sleep=sleep, retry_after_from=retry_after,
         )
 
     def check_auth(self, client: HttpClient) -> dict[str, Any]:
