@@ -268,6 +268,7 @@ _BASE = """FROM conversations c
   JOIN accounts a ON a.workspace_id = c.workspace_id AND a.id = c.account_id AND a.deleted_at IS NULL
   {rep}
  WHERE c.workspace_id = %(workspace_id)s AND c.cwd_severity IS NOT NULL AND c.deleted_at IS NULL
+   AND c.account_id IS NOT NULL AND c.deal_id IS NULL  -- what every CWD is: the predicate of conversations_cwd
    AND c.started_at > %(since)s {filters}"""
 _ORDER = ("CASE c.cwd_severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END,"
           " c.started_at DESC NULLS LAST, c.id")

@@ -25,9 +25,10 @@ Persisted: `is_internal` and a readable `internal_classification_reason`, e.g.
   "external participant: jane@acme.io (+2 more)", "no participant emails; title looks internal ('Sprint retro')".
 
 An internal conversation is deliberately left unlinked: contact/account/deal are cleared, `link_details`
-emptied and `link_method` = 'internal_meeting'. A conversation that becomes external again gets
-`link_method` NULL so the linker links it afresh. Rows with `link_method` 'manual' keep their links and
-link_method (a person decided), but are still classified.
+emptied and `link_method` = 'internal_meeting' (`linked_at` moves only when there were links to clear). A
+conversation that becomes external again gets `link_method` NULL so the linker links it afresh (its id is
+noted for the later steps). Rows with `link_method` 'manual' keep their links and link_method (a person
+decided), but are still classified.
 
 Incremental, also on a full pipeline run: a conversation's class depends only on the row itself (title,
 participants, organizer), the internal domains and these rules. So unless the domains or the rules changed
@@ -140,8 +141,9 @@ WITH target AS (
            deal_id = CASE WHEN t.unlink THEN NULL ELSE c.deal_id END,
            link_details = CASE WHEN t.unlink OR t.relink THEN '{{}}'::jsonb ELSE c.link_details END,
            link_method = CASE WHEN t.unlink THEN 'internal_meeting' WHEN t.relink THEN NULL ELSE c.link_method END,
-           linked_at = CASE WHEN (t.unlink AND c.link_method IS DISTINCT FROM 'internal_meeting') OR t.relink
-                            THEN now() ELSE c.linked_at END
+           -- when the ids last changed: a meeting that never had any keeps none (linked_at is indexed, so
+           -- stamping it would make the first classification of every internal meeting a non-HOT update)
+           linked_at = CASE WHEN t.unlink AND t.had_links THEN now() ELSE c.linked_at END
       FROM target t
      WHERE c.workspace_id = %(workspace_id)s AND c.ctid = t.rid AND c.id = t.id
     RETURNING t.*
