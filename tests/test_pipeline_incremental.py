@@ -410,6 +410,12 @@ def test_steps_writing_the_same_rows_never_run_at_once_and_stages_run_beside_the
     assert "stage_normalization" not in needs["associations"]
     assert {"stage_normalization", "associations", "internal_filter"} <= needs["linker"]
     assert {"stage_normalization", "associations"} <= needs["linker_activities"]
+    # The single-deal inference follows the account links and explicit deal links it builds on, runs beside the
+    # linker (neither reads what the other writes), and every step reading deal_contacts waits for it.
+    assert {"resolve_references", "associations"} <= needs["single_deal_inference"]
+    assert not {"linker", "linker_activities"} & needs["single_deal_inference"]
+    assert "single_deal_inference" not in needs["linker"] | needs["linker_activities"] | needs["cwd"]
+    assert all("single_deal_inference" in needs[s] for s in ("computed_deals", "computed_contacts", "computed_accounts"))
 
 
 def test_only_a_conversations_date_or_deletion_rescores_its_deal_and_account(db, workspace):

@@ -8,7 +8,9 @@ Account matching tiers (the original's account-linker, the sound one of its thre
   source ids (done by resolve_references) 1.0 → email/website domain 0.95 → exact name 0.90 →
   unique normalized name 0.80 (`pandora_normalize_company`: case, punctuation, legal suffixes).
 Contact → deal: the `associated_deals` names of a contact (explicit_deal_name, 0.9), else the only deal of the
-contact's account (inferred_single_deal, 0.6; withdrawn again when the account gains a second deal).
+contact's account (inferred_single_deal, 0.6; withdrawn again when the account gains a second deal). Two steps:
+`associations` (account links, activities' and contacts' deal names), then `single_deal_inference`, which
+only writes deal_contacts and so runs beside the linker.
 """
 from __future__ import annotations
 
@@ -198,10 +200,9 @@ def _run(conn, run, key: str, stmt, params, returning: str) -> int:
 
 @register_step("associations", order=20)
 def infer_associations(conn, run) -> dict[str, int]:
-    """Full run: every unlinked row of the workspace. Incremental run: unlinked rows a sync wrote since (all
-    unlinked rows, few and indexed, when accounts changed), contacts naming deals when they or any deal
-    changed, and the single-deal inference of the accounts in `_SCOPE` (a deal that moved counts at both
-    accounts: `deals.left_account_id`, migration 0018)."""
+    """Account links, activities' deal names and contacts' explicit deal names. Full run: every unlinked row of
+    the workspace. Incremental run: unlinked rows a sync wrote since (all unlinked rows, few and indexed, when
+    accounts changed), contacts naming deals when they or any deal changed."""
     workspace_id = run.workspace_id
     from psycopg import sql
 
@@ -223,14 +224,34 @@ def infer_associations(conn, run) -> dict[str, int]:
     changed["activities.deal_id"] = _run(conn, run, "activities.deal_id", sql.SQL(_ACTIVITY_DEAL), params, "r.id")
     explicit = _scoped(_EXPLICIT_DEALS, scope, *(["/*contacts*/"] if scope and scope["deals_changed"] else []))
     changed["deal_contacts.explicit_deal_name"] = conn.execute(explicit, params).rowcount
-    if scope is not None:  # the accounts may have gained links just above
-        params["noted_contacts"] = run.noted("contacts.account_id")
-        params.update(conn.execute(_SCOPE, params).fetchone())
+    return {k: v for k, v in changed.items() if v}
+
+
+# Its own step, after the account links above (a contact's account decides its only deal) and the explicit
+# links (which outrank an inferred one). It writes deal_contacts alone, which neither linker step, the internal
+# filter, the stage step nor CWD reads, so it runs beside the linker (a first sync: 270k inserts, as long as the
+# account links before it); the computed fields, which read deal_contacts, wait for it.
+@register_step("single_deal_inference", order=32,
+               independent_of=("stage_normalization", "internal_filter", "linker", "linker_activities"))
+def infer_single_deals(conn, run) -> dict[str, int]:
+    """Contacts of an account with exactly one deal are linked to it (inferred_single_deal); links that no
+    longer hold are withdrawn first. Incremental run: the accounts, contacts and deals of `_SCOPE`."""
+    from psycopg import sql
+
+    params = {"workspace_id": run.workspace_id, "since": run.since,
+              "noted_contacts": run.noted("contacts.account_id")}
+    conn.execute("SET LOCAL work_mem = '64MB'")  # per-account and per-contact hash tables stay in memory
+    scope = None
+    if run.since is not None:
+        scope = conn.execute(_SCOPE, params).fetchone()
+        params.update(scope)
         if not params["accounts"] and not params["contacts"] and not params["deals"]:
-            return {k: v for k, v in changed.items() if v}
+            return {}
         if len(params["accounts"]) > SCOPED_ACCOUNTS_MAX or len(params["contacts"]) > SCOPED_CONTACTS_MAX:
             scope = None  # index lookups by the ten thousand: a hash join over the workspace is faster
-    changed["deal_contacts.withdrawn"] = _run(conn, run, "deal_contacts", sql.SQL(_scoped(_WITHDRAW_SINGLE_DEAL, scope)),
-                                              params, "dc.deal_id, dc.contact_id")
-    changed["deal_contacts.inferred_single_deal"] = conn.execute(_scoped(_INFER_SINGLE_DEAL, scope), params).rowcount
+    changed = {
+        "deal_contacts.withdrawn": _run(conn, run, "deal_contacts", sql.SQL(_scoped(_WITHDRAW_SINGLE_DEAL, scope)),
+                                        params, "dc.deal_id, dc.contact_id"),
+        "deal_contacts.inferred_single_deal": conn.execute(_scoped(_INFER_SINGLE_DEAL, scope), params).rowcount,
+    }
     return {k: v for k, v in changed.items() if v}
