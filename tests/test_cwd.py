@@ -387,6 +387,27 @@ def test_an_incremental_run_sees_links_made_by_earlier_steps(db, workspace):
     assert run_cwd(db, workspace) == {}
 
 
+def test_an_incremental_run_recomputes_the_accounts_a_conversation_and_a_deal_left(db, workspace):
+    """A call the linker moves from Acme to Globex leaves Acme one CWD call fewer, so Acme's other call is no
+    longer one of several (high → low); a sync moving Hooli's only open deal to Initech leaves Hooli's call without
+    an open deal to blame (medium → high). Neither account is linked to anything that changed: the incremental
+    run finds them by the accounts the rows left (migrations 0022 and 0018), and a full run has nothing left."""
+    a = _incremental_world(db, workspace)
+    deals(db, workspace, a, ("d4", "hooli", "qualification"))
+    run_cwd(db, workspace)
+    before = severities(db, workspace)
+    assert (before["c1"], before["c6"]) == ("high", "medium")
+    since = now(db)
+    with db.connection() as conn:  # what the linker step does: the new link and when it was made
+        conn.execute("UPDATE conversations SET account_id = %s, linked_at = now() WHERE workspace_id = %s"
+                     " AND source_id = 'c2'", (a["globex"], workspace["id"]))
+    deals(db, workspace, a, ("d4", "initech", "qualification"))
+    run_cwd(db, workspace, since=since)
+    after = severities(db, workspace)
+    assert (after["c1"], after["c6"]) == ("low", "high")
+    assert run_cwd(db, workspace) == {}
+
+
 def test_an_incremental_run_clears_the_flag_of_a_conversation_that_lost_its_account(db, workspace):
     """The linker unlinks a flagged conversation from its account (account_id NULL: no account in scope names it);
     the incremental run clears its flag as a full run would."""

@@ -317,6 +317,67 @@ def test_contacts_follow_their_deal_closing_in_an_incremental_run(db, workspace)
     assert report["computed_contacts"]["contacts"] == 2
 
 
+def test_a_touch_moved_away_rescores_the_deal_contact_and_account_it_left(db, workspace):
+    """An incremental run finds touches by what they are linked to now, but the deal, contact and account a touch
+    moved away from lose it too (migration 0022 keeps their ids): here an e-mail a sync re-points to another deal
+    and contact, and a call the internal filter unlinks once only colleagues are left on the invite. Both lose
+    their latest touch, whose date their scores fall back from; a full run afterwards has nothing to change."""
+    from datetime import timedelta
+
+    from core.context import update_section
+
+    ws = workspace["id"]
+    as_of = datetime.now(timezone.utc).replace(microsecond=0)
+    day = timedelta(days=1)
+    rep = {"name": "Rep", "email": "rep@ourco.io"}
+
+    def email(source_id, n, at):
+        return {"source": "hubspot", "source_id": source_id, "activity_type": "email", "occurred_at": at,
+                "contact_source_id": f"c{n}", "account_source_id": f"a{n}", "deal_source_id": f"d{n}"}
+
+    def call(source_id, at, people):
+        return {"source": "gong", "source_id": source_id, "title": "Acme <> OurCo", "started_at": at,
+                "duration_seconds": 1800, "participants": people}
+
+    with db.connection() as conn:
+        update_section(conn, ws, "definitions", {"internal_domains": ["ourco.io"]})
+        upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": f"a{n}", "name": f"Account {n}",
+                                            "domain": f"acct{n}.io"} for n in (1, 2, 3)])
+        upsert_rows(conn, "contacts", ws, [{"source": "hubspot", "source_id": f"c{n}", "email": f"p{n}@acct{n}.io",
+                                            "account_source_id": f"a{n}"} for n in (1, 2, 3)])
+        upsert_rows(conn, "deals", ws, [{"source": "hubspot", "source_id": f"d{n}", "name": f"Deal {n}",
+                                         "account_source_id": f"a{n}", "stage": "qualifiedtobuy", "amount": 1000,
+                                         "source_created_at": as_of - 90 * day} for n in (1, 2, 3)])
+        upsert_rows(conn, "activities", ws, [email("e1", 1, as_of - 2 * day), email("e0", 1, as_of - 20 * day),
+                                             email("e2", 2, as_of - 10 * day)])
+        upsert_rows(conn, "conversations", ws, [
+            call("m1", as_of - day, [rep, {"name": "P3", "email": "p3@acct3.io"}]),
+            call("m0", as_of - 30 * day, [rep, {"name": "P3", "email": "p3@acct3.io"}])])
+    run_post_sync(db, ws, as_of=as_of)
+
+    def last_activity() -> dict:
+        with db.connection() as conn:
+            return {r["source_id"]: r["last_activity_at"] for table in ("deals", "contacts", "accounts")
+                    for r in conn.execute(f"SELECT source_id, last_activity_at FROM {table} WHERE workspace_id = %s",
+                                          (ws,))}
+
+    before = last_activity()
+    assert (before["d1"], before["c1"], before["a1"]) == (as_of - 2 * day,) * 3  # e1
+    assert (before["d3"], before["a3"]) == (as_of - day,) * 2  # m1, linked by e-mail and the only open deal
+    run_post_sync(db, ws, incremental=True, as_of=as_of)
+    with db.connection() as conn:
+        upsert_rows(conn, "activities", ws, [{**email("e1", 2, as_of - 2 * day)}])  # now about deal 2
+        upsert_rows(conn, "conversations", ws, [call("m1", as_of - day, [rep, {"name": "Lead", "email": "lead@ourco.io"}])])
+    report = {s["name"]: s["changed"] for s in run_post_sync(db, ws, incremental=True, as_of=as_of)}
+    assert report["internal_filter"].get("conversations.unlinked") == 1
+    after = last_activity()
+    assert (after["d1"], after["c1"], after["a1"]) == (as_of - 20 * day,) * 3  # e0 is what deal 1 has left
+    assert (after["d2"], after["c2"], after["a2"]) == (as_of - 2 * day,) * 3  # e1 arrived
+    assert (after["d3"], after["a3"]) == (as_of - 30 * day,) * 2  # m0
+    full = run_post_sync(db, ws, as_of=as_of)
+    assert all(not s["changed"] for s in full), full
+
+
 def test_after_a_failed_step_the_next_incremental_run_still_sees_what_the_sync_wrote(db, workspace, monkeypatch):
     """The run's watermark is kept only once every step committed: a run whose last step fails must not make the
     next incremental run start after the rows that step never got to score."""

@@ -82,9 +82,10 @@ re-pointed or re-staged, of contacts whose e-mail, account or deletion changed, 
 whose last activity (deals: or health) the deals and contacts statements moved (they return them). Those rows
 come out exactly as a full run at the same as_of would write them (an account reads the stored health of its
 unaffected deals). Time-based values (idle, days in stage, age, the windows) drift daily without any change,
-and a row that loses its last link (an activity moved to another deal, a hard delete), like a value another
-step changes without touching updated_at (a new stage mapping), is not seen: a full run refreshes all of these,
-and the daily scheduled sync does one.
+and a touch that moved away from a deal, contact or account rescores that one too (the ids it left:
+`left_deal_id` …, migration 0022, kept by a trigger whoever moves it). A hard delete, like a value another step
+changes without touching updated_at (a new stage mapping), is not seen: a full run refreshes all of these, and
+the daily scheduled sync does one.
 
 Performance: each source table is scanned once per statement; deals aggregate their touches per (deal,
 contact) and then per deal (distinct contacts without a sort); per-deal measures are materialized once before
@@ -377,25 +378,30 @@ def _changed(table: str, *also: str) -> str:
         [changed_since(table)] + [f"{col} > %(since)s" for col in also]) + ")"
 
 
+# A touch's deal, contact and account now, and those it last moved away from (migration 0022): both rescore.
+_NOW_AND_LEFT = """CROSS JOIN LATERAL (VALUES (x.deal_id, x.contact_id, x.account_id),
+                                          (x.left_deal_id, x.left_contact_id, x.left_account_id))
+                           AS v(deal_id, contact_id, account_id)"""
+
 # What an incremental run must recompute (see the module docstring); each source table is scanned once.
 _AFFECTED = f"""
 WITH act AS MATERIALIZED (
-    SELECT deal_id, contact_id, account_id FROM activities WHERE {_changed('activities', 'linked_at')}
+    SELECT v.* FROM activities x {_NOW_AND_LEFT} WHERE {_changed('activities', 'linked_at')}
     UNION ALL  -- activities whose ids earlier steps of this run set (resolve_references, associations)
-    SELECT deal_id, contact_id, account_id FROM activities
+    SELECT v.* FROM activities x {_NOW_AND_LEFT}
      WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_activities)s::uuid[])
 ), conv AS MATERIALIZED (  -- created, moved in time or deleted (migration 0018), relinked or reclassified since:
     -- a new title or participant changes no deal or account score (new participants: the contact_scope step)
     SELECT deal_id, contact_id, account_id FROM conversations
      WHERE workspace_id = %(workspace_id)s AND COALESCE(timing_changed_at, created_at) > %(since)s
     UNION ALL
-    SELECT deal_id, contact_id, account_id FROM conversations
+    SELECT v.* FROM conversations x {_NOW_AND_LEFT}
      WHERE workspace_id = %(workspace_id)s AND linked_at > %(since)s
     UNION ALL
-    SELECT deal_id, contact_id, account_id FROM conversations
+    SELECT v.* FROM conversations x {_NOW_AND_LEFT}
      WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_internal)s::uuid[])
 ), cl AS MATERIALIZED (
-    SELECT deal_id, contact_id, account_id FROM calls WHERE {_changed('calls')}
+    SELECT v.* FROM calls x {_NOW_AND_LEFT} WHERE {_changed('calls')}
 ), d AS (
     SELECT id FROM deals WHERE {_changed('deals')}
     UNION SELECT deal_id FROM act UNION SELECT deal_id FROM conv UNION SELECT deal_id FROM cl

@@ -56,9 +56,9 @@ of conversations, deals or accounts updated since; accounts of conversations tha
 (7 days, 30 days, the lookback) between `since` and as_of, so aging is handled without a full run; and what
 earlier steps changed without moving updated_at: conversations the linker relinked (linked_at) or the internal
 filter reclassified, deals whose normalized stage or account the pipeline set (all noted by those steps). Past
-FULL_RUN_ABOVE accounts in scope (a first sync) the full statement runs instead. Left to the daily full run:
-when a conversation or a deal moves from account A to B, A's other calls are not recomputed (A's id is not
-known any more; only A's call count or deal history changed).
+FULL_RUN_ABOVE accounts in scope (a first sync) the full statement runs instead. When a conversation or a deal
+moves from account A to B, A's calls are recomputed too (A's call count or open deals changed): the account
+each last left is kept (`conversations.left_account_id`, migration 0022; `deals.left_account_id`, 0018).
 """
 from __future__ import annotations
 
@@ -103,10 +103,18 @@ SELECT account_id FROM (
             OR (c.started_at > %(since)s - interval '7 days' AND c.started_at <= %(as_of)s - interval '7 days')
             OR (c.started_at > %(since)s - interval '30 days' AND c.started_at <= %(as_of)s - interval '30 days')
             OR (c.started_at > %(since_window)s AND c.started_at <= %(window_start)s))
+    UNION ALL  -- the account a conversation the linker or the internal filter moved left (migration 0022)
+    SELECT c.left_account_id FROM conversations c
+     WHERE c.workspace_id = %(workspace_id)s AND c.left_account_id IS NOT NULL
+       AND (c.linked_at >= %(since)s OR c.id = ANY(%(noted_conversations)s::uuid[]))
     UNION ALL
     SELECT d.account_id FROM deals d
      WHERE d.workspace_id = %(workspace_id)s AND d.account_id IS NOT NULL
        AND (d.updated_at >= %(since)s OR d.id = ANY(%(noted_deals)s::uuid[]))
+    UNION ALL  -- the account a deal moved away from (migration 0018): it may have no open deal left
+    SELECT d.left_account_id FROM deals d
+     WHERE d.workspace_id = %(workspace_id)s AND d.left_account_id IS NOT NULL
+       AND ((d.updated_at >= %(since)s AND d.links_changed_at >= %(since)s) OR d.id = ANY(%(noted_deals)s::uuid[]))
     UNION ALL
     SELECT a.id FROM accounts a WHERE a.workspace_id = %(workspace_id)s AND a.updated_at >= %(since)s
 ) s GROUP BY account_id LIMIT %(scope_limit)s
