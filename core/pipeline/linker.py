@@ -34,7 +34,10 @@ an inferred deal closed: the meeting still happened with them) — except that a
 account it was inferred from, so when a higher tier changes the account the inferred deal is dropped and
 inferred again. Ids present without a `link_details` entry came from earlier steps (resolve_references;
 associations' imported deal names, recorded as 'deal_name', rank 3). `link_method` = the deal's method, else
-the account's, else the contact's; `linked_at` = when the ids last changed. Soft-deleted targets are never
+the account's, else the contact's; `linked_at` = when the linker last changed the ids (NULL: never; ids the
+write path resolved from the row's own references are then labelled crm_native without moving it, so that
+relabel, most activities after a first sync, is a heap-only update: linked_at is indexed, the labels are not,
+and migration 0021 leaves room on activities' pages). Soft-deleted targets are never
 linked to; deleted rows are not linked.
 
 Incremental (run.since set): rows changed since, plus the rows changes elsewhere can affect — rows without a
@@ -327,7 +330,7 @@ WITH base AS MATERIALIZED (
     UPDATE {table} r
        SET contact_id = f.new_contact, account_id = f.new_account, deal_id = f.new_deal,
            link_details = f.details, link_method = f.method,
-           linked_at = CASE WHEN f.moved THEN now() ELSE COALESCE(r.linked_at, now()) END
+           linked_at = CASE WHEN f.moved THEN now() ELSE r.linked_at END
       FROM final f
      WHERE r.workspace_id = %(workspace_id)s AND r.ctid = f.rid AND r.id = f.id
     RETURNING f.moved,
