@@ -20,7 +20,8 @@ REWRITTEN = {
     "activities": {"link_details", "link_method"},
     "contacts": {"engagement_score", "last_activity_at"},
     "conversations": {"is_internal", "internal_classification_reason", "cwd_severity", "cwd_cause", "cwd_call_type"},
-    "deals": {"last_activity_at", "days_in_stage", "velocity_score", "deal_risk", "deal_risk_factors", "health_score"},
+    "deals": {"stage_normalized", "last_activity_at", "days_in_stage", "velocity_score", "deal_risk",
+              "deal_risk_factors", "health_score"},
     "accounts": {"last_activity_at", "health_score"},
     "deal_stage_history": {"stage_normalized"},
 }
@@ -112,3 +113,28 @@ def test_first_classification_and_scores_are_heap_only_updates(db, workspace):
     changed, updated, hot = _run_step_counting(db, ws, "computed_contacts", "contacts")
     assert changed.get("contacts") == 300  # the 300 people on a call (100 never met have nothing to score)
     assert updated == 300 and hot == updated
+
+
+def test_first_stage_normalization_is_a_heap_only_update(db, workspace):
+    """A first sync's deals and their stage history, then the stage step writes the universal stage on each."""
+    ws = workspace
+    with db.connection() as conn:
+        upsert_rows(conn, "deals", ws["id"], [
+            {"source": "hubspot", "source_id": f"d{i}", "name": f"Renewal {i}", "amount": 1000 + i,
+             "stage": ("appointmentscheduled", "qualifiedtobuy", "contractsent", "closedwon")[i % 4],
+             "close_date": (AT + timedelta(days=i)).date(), "owner_email": "rep@ourco.io"} for i in range(200)])
+        upsert_rows(conn, "deal_stage_history", ws["id"], [
+            {"source": "hubspot", "source_id": f"d{i}-h{k}", "deal_source_id": f"d{i}",
+             "stage": ("appointmentscheduled", "qualifiedtobuy")[k], "entered_at": AT - timedelta(days=10 - k)}
+            for i in range(200) for k in (0, 1)])
+    step = next(s for s in steps() if s.name == "stage_normalization")
+    counters = ("SELECT pg_stat_get_xact_tuples_updated(%(t)s::regclass) AS updated,"
+                "       pg_stat_get_xact_tuples_hot_updated(%(t)s::regclass) AS hot")
+    with db.connection() as conn, conn.transaction():
+        before = {t: conn.execute(counters, {"t": t}).fetchone() for t in ("deals", "deal_stage_history")}
+        changed = step.fn(conn, PipelineRun(ws["id"], None, get_context(conn, ws["id"]), as_of=AT))
+        after = {t: conn.execute(counters, {"t": t}).fetchone() for t in ("deals", "deal_stage_history")}
+    assert changed["deals"] == 200 and changed["deal_stage_history"] == 400
+    for t in before:
+        updated, hot = (after[t][k] - before[t][k] for k in ("updated", "hot"))
+        assert updated == changed[t] and hot == updated, t
