@@ -14,10 +14,9 @@ from core.pipeline import PipelineRun, steps
 
 AT = datetime(2026, 5, 1, 16, tzinfo=timezone.utc)
 
-FILLFACTOR = {"activities": 40, "contacts": 45, "conversations": 40, "deals": 45, "accounts": 45, "deal_stage_history": 45}
+FILLFACTOR = {"contacts": 45, "conversations": 40, "deals": 45, "accounts": 45, "deal_stage_history": 45}
 # What the pipeline rewrites on most rows of a table after a first sync.
 REWRITTEN = {
-    "activities": {"link_details", "link_method"},
     "contacts": {"engagement_score", "last_activity_at"},
     "conversations": {"is_internal", "internal_classification_reason", "cwd_severity", "cwd_cause", "cwd_call_type"},
     "deals": {"stage_normalized", "last_activity_at", "days_in_stage", "velocity_score", "deal_risk",
@@ -100,7 +99,8 @@ def test_first_classification_and_scores_are_heap_only_updates(db, workspace):
     changed, updated, hot = _run_step_counting(db, ws, "cwd", "conversations")
     assert sum(changed.values()) == 300 and set(changed) <= {"high", "medium", "low"}
     assert updated == 300 and hot == updated
-    # Activities whose ids the write path resolved from their own references: the linker only labels them.
+    # Activities whose ids the write path resolved from their own references are stored labelled: the linker
+    # has nothing to rewrite (core.db.references.LABELLED).
     with db.connection() as conn:
         upsert_rows(conn, "activities", ws["id"], [
             {"source": "hubspot", "source_id": f"e{i}", "activity_type": "email", "subject": f"Re: pricing {i}",
@@ -108,8 +108,7 @@ def test_first_classification_and_scores_are_heap_only_updates(db, workspace):
              "source_data": {"id": f"e{i}", "type": "EMAIL", "hs_email_direction": "INCOMING_EMAIL"}}
             for i in range(200)])
     changed, updated, hot = _run_step_counting(db, ws, "linker_activities", "activities")
-    assert changed == {"activities.relabelled": 200}
-    assert updated == 200 and hot == updated
+    assert changed == {} and updated == 0
     changed, updated, hot = _run_step_counting(db, ws, "computed_contacts", "contacts")
     assert changed.get("contacts") == 300  # the 300 people on a call (100 never met have nothing to score)
     assert updated == 300 and hot == updated

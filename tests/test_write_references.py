@@ -107,3 +107,38 @@ def test_references_are_looked_up_only_for_the_rows_a_re_sync_writes(db, workspa
         assert changed.counts() == {"inserted": 0, "updated": 1, "unchanged": 1}
         assert asked == [{"hubspot": {"a1"}}]
         assert ids(conn, workspace, "contacts", "account_id")["c1"] == ids(conn, workspace, "accounts", "id")["a1"]
+
+
+def test_activities_are_stored_with_the_labels_of_the_ids_resolved_and_a_re_sync_leaves_labels_alone(db, workspace):
+    """The ids of an activity's own references are what the linker's CRM tier would set: the row lands labelled
+    crm_native per field resolved, and the linker has nothing to rewrite. An update leaves labels to the linker,
+    so a re-sync never overwrites a label a person or a higher tier set."""
+    with db.connection() as conn:
+        write(conn, workspace, "accounts", [{"source_id": "a1", "name": "Acme"}, {"source_id": "a2", "name": "Beta"}])
+        write(conn, workspace, "contacts", [{"source_id": "c1", "email": "bob@acme.io", "account_source_id": "a1"}])
+        write(conn, workspace, "deals", [{"source_id": "d1", "name": "Pilot", "account_source_id": "a1"},
+                                         {"source_id": "d2", "name": "Expansion", "account_source_id": "a1"}])
+        write(conn, workspace, "activities", [
+            {"source_id": "x1", "activity_type": "email", "contact_source_id": "c1", "account_source_id": "a1",
+             "deal_source_id": "d1"},
+            {"source_id": "x2", "activity_type": "call", "contact_source_id": "c404", "account_source_id": "a1"},
+            {"source_id": "x3", "activity_type": "note"}])
+
+        def labels():
+            return {r["source_id"]: (r["link_details"], r["link_method"], r["linked_at"]) for r in conn.execute(
+                "SELECT source_id, link_details, link_method, linked_at FROM activities WHERE workspace_id = %s",
+                (workspace["id"],))}
+
+        assert labels() == {
+            "x1": ({"contact": "crm_native", "account": "crm_native", "deal": "crm_native"}, "crm_native", None),
+            "x2": ({"account": "crm_native"}, "crm_native", None),  # its contact is not stored (yet)
+            "x3": ({}, None, None)}
+    report = {s["name"]: s["changed"] for s in run_post_sync(db, workspace["id"])}
+    assert report["linker_activities"] == {}  # Acme has two open deals: nothing to infer for x2 either
+    with db.connection() as conn:
+        conn.execute("UPDATE activities SET link_method = 'manual', link_details = '{\"deal\": \"manual\"}'"
+                     " WHERE workspace_id = %s AND source_id = 'x1'", (workspace["id"],))
+        write(conn, workspace, "activities", [  # re-synced, changed: the same ids resolve again
+            {"source_id": "x1", "activity_type": "email", "subject": "Re: pilot", "contact_source_id": "c1",
+             "account_source_id": "a1", "deal_source_id": "d1"}])
+        assert labels()["x1"][:2] == ({"deal": "manual"}, "manual")

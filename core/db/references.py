@@ -10,6 +10,7 @@ file import's cross-source ids, rows whose digest left them unwritten).
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping
 
 from psycopg import sql
@@ -37,12 +38,21 @@ REFERENCES = (
 # File exports name other sources' ids; the post-sync step matches those across sources.
 _LEFT_TO_THE_STEP = frozenset({"csv_import"})
 
+# Tables whose links the linker labels per field (core.pipeline.linker). An id resolved from the row's own
+# reference is exactly what the linker's CRM tier would set, so a row inserted with it is labelled crm_native
+# at once and the linker has nothing to rewrite (after a first sync: most activities). Inserts only: on an
+# update the write path leaves labels to the linker, which knows what a manual or inferred link outranks.
+LABELLED = frozenset({"activities"})
+LABELS = ("link_details", "link_method")
+_FIELD = {"contact_id": "contact", "account_id": "account", "deal_id": "deal"}
+
 
 def resolve_page(conn, table: str, workspace_id: str,
                  rows: list[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """The id columns this page's references resolve to, and per row their values (None: not found, or the row
     names nothing): `(columns, values)`, both empty when nothing resolves. A reference is resolved only for rows
-    of the same source as the target, and not when any row of the page writes the id column itself."""
+    of the same source as the target, and not when any row of the page writes the id column itself. On a
+    LABELLED table the labels of the resolved ids follow (`LABELS`, unless a row writes labels itself)."""
     columns: list[str] = []
     values: list[list[Any]] = [[] for _ in rows]
     for ref_table, id_col, src_col, target in REFERENCES:
@@ -62,6 +72,12 @@ def resolve_page(conn, table: str, workspace_id: str,
         for row, out in zip(rows, values):
             ref = row.get(src_col)
             out.append(None if ref is None else found.get((row.get("source"), _text(ref))))
+    if columns and table in LABELLED and not any(label in row for row in rows for label in LABELS):
+        fields = [_FIELD[c] for c in columns]
+        for out in values:
+            details = {field: "crm_native" for field, id_ in zip(fields, out) if id_ is not None}
+            out += [json.dumps(details), "crm_native" if details else None]  # the method: any field's, all crm
+        columns += LABELS
     return columns, values if columns else []
 
 

@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from core.db.references import resolve_page
+from core.db.references import LABELS, resolve_page
 from core.errors import InputError
 
 ENTITY_TABLES = (
@@ -485,7 +485,8 @@ def _field_of(exc: psycopg.Error) -> str | None:
 def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, result, staged,
            by_key: bool = False, keep: frozenset[str] = frozenset()) -> None:
     """Stage the payload and upsert it in one statement. Columns in `keep` (ids the write path resolved) do not
-    overwrite a stored value with NULL: a reference not found now is not a reference removed."""
+    overwrite a stored value with NULL: a reference not found now is not a reference removed; the labels among
+    them are written on insert only (core.db.references.LABELS)."""
     stage = f"_stage_{table}_{hashlib.md5(','.join(cols).encode()).hexdigest()[:10]}"
     ident = sql.Identifier(table)
     st = sql.Identifier(stage)
@@ -496,7 +497,7 @@ def _merge(conn, table, workspace_id, cols, payload, write_cols, capture_prior, 
     )
     conn.execute(sql.SQL("TRUNCATE {}").format(st))
     _copy(conn, st, write_cols, payload)
-    data_cols = [c for c in cols if c not in _KEY]
+    data_cols = [c for c in cols if c not in _KEY and not (c in keep and c in LABELS)]
     col_list = sql.SQL(", ").join(map(sql.Identifier, write_cols))
 
     def incoming(c: str) -> sql.Composable:

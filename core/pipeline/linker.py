@@ -34,11 +34,11 @@ an inferred deal closed: the meeting still happened with them) — except that a
 account it was inferred from, so when a higher tier changes the account the inferred deal is dropped and
 inferred again. Ids present without a `link_details` entry came from earlier steps (resolve_references;
 associations' imported deal names, recorded as 'deal_name', rank 3). `link_method` = the deal's method, else
-the account's, else the contact's; `linked_at` = when the linker last changed the ids (NULL: never; ids the
-write path resolved from the row's own references are then labelled crm_native without moving it, so that
-relabel, most activities after a first sync, is a heap-only update: linked_at is indexed, the labels are not,
-and migration 0021 leaves room on activities' pages). Soft-deleted targets are never
-linked to; deleted rows are not linked.
+the account's, else the contact's; `linked_at` = when the linker last changed the ids (NULL: never; labelling
+ids another path set does not move it: linked_at is indexed, the labels are not, so a relabel can be a heap-only
+update). The write path inserts activities whose ids it resolved from their own references already labelled
+crm_native (core.db.references.LABELLED), so after a first sync most have nothing left to relabel.
+Soft-deleted targets are never linked to; deleted rows are not linked.
 
 Incremental (run.since set): rows changed since, plus the rows changes elsewhere can affect — rows without a
 contact whose participant emails match a contact changed since, rows whose CRM ids match an account/deal/
