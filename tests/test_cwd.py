@@ -391,7 +391,7 @@ def test_an_incremental_run_recomputes_the_accounts_a_conversation_and_a_deal_le
     """A call the linker moves from Acme to Globex leaves Acme one CWD call fewer, so Acme's other call is no
     longer one of several (high → low); a sync moving Hooli's only open deal to Initech leaves Hooli's call without
     an open deal to blame (medium → high). Neither account is linked to anything that changed: the incremental
-    run finds them by the accounts the rows left (migrations 0022 and 0018), and a full run has nothing left."""
+    run finds them by the accounts the rows left (migrations 0021 and 0018), and a full run has nothing left."""
     a = _incremental_world(db, workspace)
     deals(db, workspace, a, ("d4", "hooli", "qualification"))
     run_cwd(db, workspace)

@@ -319,7 +319,7 @@ def test_contacts_follow_their_deal_closing_in_an_incremental_run(db, workspace)
 
 def test_a_touch_moved_away_rescores_the_deal_contact_and_account_it_left(db, workspace):
     """An incremental run finds touches by what they are linked to now, but the deal, contact and account a touch
-    moved away from lose it too (migration 0022 keeps their ids): here an e-mail a sync re-points to another deal
+    moved away from lose it too (migration 0021 keeps their ids): here an e-mail a sync re-points to another deal
     and contact, and a call the internal filter unlinks once only colleagues are left on the invite. Both lose
     their latest touch, whose date their scores fall back from; a full run afterwards has nothing to change."""
     from datetime import timedelta

@@ -83,7 +83,7 @@ whose last activity (deals: or health) the deals and contacts statements moved (
 come out exactly as a full run at the same as_of would write them (an account reads the stored health of its
 unaffected deals). Time-based values (idle, days in stage, age, the windows) drift daily without any change,
 and a touch that moved away from a deal, contact or account rescores that one too (the ids it left:
-`left_deal_id` …, migration 0022, kept by a trigger whoever moves it). A hard delete, like a value another step
+`left_deal_id` …, migration 0021, kept by a trigger whoever moves it). A hard delete, like a value another step
 changes without touching updated_at (a new stage mapping), is not seen: a full run refreshes all of these, and
 the daily scheduled sync does one.
 
@@ -378,7 +378,7 @@ def _changed(table: str, *also: str) -> str:
         [changed_since(table)] + [f"{col} > %(since)s" for col in also]) + ")"
 
 
-# A touch's deal, contact and account now, and those it last moved away from (migration 0022): both rescore.
+# A touch's deal, contact and account now, and those it last moved away from (migration 0021): both rescore.
 _NOW_AND_LEFT = """CROSS JOIN LATERAL (VALUES (x.deal_id, x.contact_id, x.account_id),
                                           (x.left_deal_id, x.left_contact_id, x.left_account_id))
                            AS v(deal_id, contact_id, account_id)"""

@@ -58,7 +58,7 @@ earlier steps changed without moving updated_at: conversations the linker relink
 filter reclassified, deals whose normalized stage or account the pipeline set (all noted by those steps). Past
 FULL_RUN_ABOVE accounts in scope (a first sync) the full statement runs instead. When a conversation or a deal
 moves from account A to B, A's calls are recomputed too (A's call count or open deals changed): the account
-each last left is kept (`conversations.left_account_id`, migration 0022; `deals.left_account_id`, 0018).
+each last left is kept (`conversations.left_account_id`, migration 0021; `deals.left_account_id`, 0018).
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ SELECT account_id FROM (
             OR (c.started_at > %(since)s - interval '7 days' AND c.started_at <= %(as_of)s - interval '7 days')
             OR (c.started_at > %(since)s - interval '30 days' AND c.started_at <= %(as_of)s - interval '30 days')
             OR (c.started_at > %(since_window)s AND c.started_at <= %(window_start)s))
-    UNION ALL  -- the account a conversation the linker or the internal filter moved left (migration 0022)
+    UNION ALL  -- the account a conversation the linker or the internal filter moved left (migration 0021)
     SELECT c.left_account_id FROM conversations c
      WHERE c.workspace_id = %(workspace_id)s AND c.left_account_id IS NOT NULL
        AND (c.linked_at >= %(since)s OR c.id = ANY(%(noted_conversations)s::uuid[]))
