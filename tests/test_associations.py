@@ -55,6 +55,20 @@ def test_contacts_link_by_email_domain_before_company_name(db, workspace):
     assert links(db, workspace, "contacts") == {"c1": "Acme", "c2": "Globex", "c3": None}
 
 
+def test_a_domain_two_accounts_share_is_ambiguous_and_the_name_does_not_break_the_tie(db, workspace):
+    """The best tier decides: a domain naming two accounts links no one, even where the company name names one."""
+    write(db, workspace, "accounts", [
+        {"source_id": "a1", "name": "Hooli", "domain": "hooli.com"},
+        {"source_id": "a2", "name": "Hooli XYZ", "domain": "hooli.com"},
+    ])
+    write(db, workspace, "contacts", [
+        {"source_id": "c1", "email": "gavin@hooli.com", "company_name": "Hooli"},
+        {"source_id": "c2", "email": "gavin@gmail.com", "company_name": "Hooli"},
+    ])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace, "contacts") == {"c1": None, "c2": "Hooli"}
+
+
 def test_importing_accounts_later_links_everything_already_there(db, workspace):
     write(db, workspace, "contacts", [{"source_id": "c1", "email": "jane@acme.io"}])
     run_post_sync(db, workspace["id"])

@@ -28,12 +28,16 @@ WITH cand AS (
      WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL {rows_scope}
        AND a.deleted_at IS NULL AND {domain_expr} <> ALL(%(free_mail)s)
     UNION ALL
+    -- Names only for rows no domain names an account (a domain match is the best tier, one account or several;
+    -- normalizing every company name costs ~20 µs a row)
     SELECT r.id, a.id, CASE WHEN lower(a.name) = lower({name_col}) THEN 2 ELSE 3 END
       FROM {table} r
       JOIN accounts a ON a.workspace_id = r.workspace_id
        AND pandora_normalize_company(a.name) = pandora_normalize_company({name_col})
      WHERE r.workspace_id = %(workspace_id)s AND r.account_id IS NULL AND r.deleted_at IS NULL {rows_scope}
        AND a.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM accounts d WHERE d.workspace_id = r.workspace_id AND d.deleted_at IS NULL
+                          AND lower(d.domain) = {domain_expr} AND {domain_expr} <> ALL(%(free_mail)s))
 ), best AS (
     SELECT row_id, min(tier) AS tier FROM cand GROUP BY row_id
 ), pick AS (
