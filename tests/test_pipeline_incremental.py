@@ -197,6 +197,29 @@ def test_with_no_other_transaction_open_the_next_run_starts_where_this_one_did(d
     assert timedelta(0) <= filter_ran["age"] < timedelta(minutes=1)
 
 
+def test_the_reverse_lookup_finds_participants_by_e_mail_in_any_case_but_not_those_marked_internal(db, workspace):
+    """What the linker and the engagement scores read of participants: e-mails of people not marked internal,
+    compared lower-cased (migration 0023 keeps the reps, on nearly every call, out of the index)."""
+    from core.pipeline.lookups import rows_naming
+
+    with db.connection() as conn:
+        upsert_rows(conn, "conversations", workspace["id"], [
+            {"source": "gong", "source_id": "g1", "title": "Acme call", "participants": [
+                {"name": "Rep", "email": "Rita@OurCo.io", "affiliation": "internal"},
+                {"name": "Ana", "email": "Ana@Acme.io", "affiliation": "external"}, {"name": "Bo", "email": "bo@acme.io"}]},
+            {"source": "gong", "source_id": "g2", "title": "Standup", "participants": [
+                {"name": "Rep", "email": "rita@ourco.io", "affiliation": "internal"}]}])
+        ids = {r["id"]: r["source_id"] for r in conn.execute(
+            "SELECT id, source_id FROM conversations WHERE workspace_id = %s", (workspace["id"],))}
+
+        def naming(*emails):
+            return sorted(ids[i] for i in rows_naming(conn, "conversations", "emails", workspace["id"], list(emails)))
+
+        assert naming("ana@acme.io") == naming("bo@acme.io") == ["g1"]
+        assert naming("rita@ourco.io") == []
+        assert naming("ana@acme.io", "nobody@acme.io") == ["g1"]
+
+
 def test_a_failed_reverse_lookup_raises_its_own_error(db, workspace):
     """The lookup restores the planner settings it changed, but not over a failed statement: the error a caller
     sees (a statement timeout on a huge lookup, here a malformed workspace id) is the real one."""

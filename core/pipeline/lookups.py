@@ -1,5 +1,6 @@
 """Reverse lookups through the GIN indexes of migration 0012: which conversations or activities list these
-e-mail addresses, or name these CRM records. Incremental runs ask this with up to tens of thousands of values.
+e-mail addresses (of participants not marked internal, lower-cased: migration 0023), or name these CRM records.
+Incremental runs ask this with up to tens of thousands of values.
 
 The planner prices a GIN search by its number of keys and, with thousands of them, prefers any btree that
 narrows the rows a little and evaluates the JSON expression on every row left (tens of microseconds each, so
