@@ -202,21 +202,27 @@ def _run(conn, run, key: str, stmt, params, returning: str) -> int:
     return len(rows)
 
 
-@register_step("associations", order=20)
-def infer_associations(conn, run) -> dict[str, int]:
-    """Account links, activities' deal names and contacts' explicit deal names. Full run: every unlinked row of
-    the workspace. Incremental run: unlinked rows a sync wrote since (all unlinked rows, few and indexed, when
-    accounts changed), contacts naming deals when they or any deal changed."""
-    workspace_id = run.workspace_id
-    from psycopg import sql
-
-    params = {"workspace_id": workspace_id, "free_mail": FREE_MAIL, "since": run.since,
-              "noted_contacts": run.noted("contacts.account_id")}
+def _parameters(conn, run, **extra) -> tuple[dict, dict | None]:
+    """A step's statement parameters and, in an incremental run, what `_SCOPE` finds changed (also merged into
+    the parameters; None on a full run). Raises work_mem for the step's transaction."""
+    params = {"workspace_id": run.workspace_id, "since": run.since,
+              "noted_contacts": run.noted("contacts.account_id"), **extra}
     conn.execute("SET LOCAL work_mem = '64MB'")  # per-account and per-contact hash tables stay in memory
     scope = None
     if run.since is not None:
         scope = conn.execute(_SCOPE, params).fetchone()
         params.update(scope)
+    return params, scope
+
+
+@register_step("associations", order=20)
+def infer_associations(conn, run) -> dict[str, int]:
+    """Account links, activities' deal names and contacts' explicit deal names. Full run: every unlinked row of
+    the workspace. Incremental run: unlinked rows a sync wrote since (all unlinked rows, few and indexed, when
+    accounts changed), contacts naming deals when they or any deal changed."""
+    from psycopg import sql
+
+    params, scope = _parameters(conn, run, free_mail=FREE_MAIL)
     changed: dict[str, int] = {}
     scoped_rows = scope is not None and not scope["accounts_changed"]
     for table, (domain_expr, name_col) in _LINK_TARGETS.items():
@@ -242,13 +248,8 @@ def infer_single_deals(conn, run) -> dict[str, int]:
     longer hold are withdrawn first. Incremental run: the accounts, contacts and deals of `_SCOPE`."""
     from psycopg import sql
 
-    params = {"workspace_id": run.workspace_id, "since": run.since,
-              "noted_contacts": run.noted("contacts.account_id")}
-    conn.execute("SET LOCAL work_mem = '64MB'")  # per-account and per-contact hash tables stay in memory
-    scope = None
-    if run.since is not None:
-        scope = conn.execute(_SCOPE, params).fetchone()
-        params.update(scope)
+    params, scope = _parameters(conn, run)
+    if scope is not None:
         if not params["accounts"] and not params["contacts"] and not params["deals"]:
             return {}
         if len(params["accounts"]) > SCOPED_ACCOUNTS_MAX or len(params["contacts"]) > SCOPED_CONTACTS_MAX:
