@@ -289,11 +289,12 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
        AND (d.stage_normalized IS NULL OR d.stage_normalized NOT IN ('closed_won', 'closed_lost'))
            /*contacts:dc.contact_id*/
 ), held AS (  -- contacts holding values: one that lost every touch is reset to NULL
-    SELECT id, last_activity_at FROM contacts
+    SELECT id, last_activity_at, engagement_score FROM contacts
      WHERE workspace_id = %(workspace_id)s AND (engagement_score IS NOT NULL OR last_activity_at IS NOT NULL)
            /*contacts:id*/
-), calc AS (
+), scored AS (
     SELECT COALESCE(g.contact_id, o.contact_id, h.id) AS id, g.last_at, h.last_activity_at AS was_last,
+           h.engagement_score AS was_score,
            CASE WHEN g.last_at IS NOT NULL OR o.contact_id IS NOT NULL THEN round(
                CASE WHEN g.last_at > %(days_7)s THEN 30
                     WHEN g.last_at > %(days_14)s THEN 20
@@ -303,10 +304,14 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
       FROM agg g
       FULL JOIN on_open o ON o.contact_id = g.contact_id
       FULL JOIN held h ON h.id = COALESCE(g.contact_id, o.contact_id)
+), calc AS MATERIALIZED (  -- what changes, against the values `held` read: a full run over settled data is left
+    -- with none and reaches them by key below, instead of hashing a million contacts to write nothing
+    SELECT * FROM scored WHERE (was_last, was_score) IS DISTINCT FROM (last_at, score)
 )
 UPDATE contacts c SET last_activity_at = calc.last_at, engagement_score = calc.score
   FROM calc
  WHERE c.workspace_id = %(workspace_id)s AND c.id = calc.id AND c.deleted_at IS NULL /*contacts:c.id*/
+   AND c.id = ANY(ARRAY(SELECT id FROM calc))
    AND (c.last_activity_at, c.engagement_score) IS DISTINCT FROM (calc.last_at, calc.score)
 """
 
