@@ -37,9 +37,9 @@ that run could see everything (a sync's page transaction stamps rows with its st
 after we read: the start of the oldest transaction then open in the database, else an hour before the run)
 are looked at, through the (workspace_id, updated_at) index: a conversation never classified is one written
 since (every write stamps updated_at; migration 0019 dropped the partial index of unclassified rows, which
-made every classification a non-HOT update); otherwise every conversation is reclassified. Only rows whose values change
-are written; `updated_at` is never touched; the ids of rows whose class flipped are noted for the later steps
-of an incremental run (CWD), as a domain change flips rows no sync wrote.
+made every classification a non-HOT update); otherwise every conversation is reclassified. Only rows whose
+values change are written; `updated_at` is never touched; the ids of rows whose class flipped are noted for
+the later steps of an incremental run (CWD), as a domain change flips rows no sync wrote.
 
 Performance: one pass over the rows in scope; each conversation's own participants array is aggregated in place (a global
 explode-and-group misleads the planner, which cannot count JSON array elements, into an on-disk sort), the

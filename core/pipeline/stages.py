@@ -91,9 +91,9 @@ def _metadata_label(stages_meta: dict, raw: str) -> tuple[str, bool | None, bool
 
 
 # After the references (both write deals and deal_stage_history rows, so they do not run at once: two UPDATEs
-# over the same rows in different orders can deadlock) and beside the association inference, which neither reads
-# a normalized stage nor writes anything this step reads: on a first sync the two long steps then run at once
-# (the inference ~11 s over a million contacts) instead of one after the other.
+# over the same rows in different orders can deadlock) and beside the association inference (account links,
+# named deals), which neither reads a normalized stage nor writes anything this step reads: on a first sync the
+# two run at once (a few seconds each over a million contacts) instead of one after the other.
 @register_step("stage_normalization", order=22, independent_of=("associations",))
 def normalize_stages(conn, run) -> dict[str, int]:
     params = run.params
