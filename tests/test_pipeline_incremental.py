@@ -220,6 +220,23 @@ def test_the_reverse_lookup_finds_participants_by_e_mail_in_any_case_but_not_tho
         assert naming("ana@acme.io", "nobody@acme.io") == ["g1"]
 
 
+@pytest.mark.parametrize("table", ["conversations", "activities"])
+@pytest.mark.parametrize("kind", ["emails", "crm_ids"])
+def test_the_reverse_lookup_searches_its_index(db, workspace, table, kind):
+    """The indexes hold only rows with something to find (migration 0024): a lookup that stopped implying an
+    index's condition would get the same rows from a scan of the whole table, seconds on a large workspace."""
+    import json
+
+    from core.db.planner import planner
+    from core.pipeline.lookups import LOOKUP_PLANNER, lookup_query
+
+    index = f"{table}_{'participant_emails' if kind == 'emails' else 'crm_refs'}"
+    with db.connection() as conn, planner(conn, **LOOKUP_PLANNER):
+        plan = json.dumps(conn.execute("EXPLAIN (FORMAT JSON) " + lookup_query(table, kind),
+                                       {"values": ["ana@acme.io"], "workspace_id": workspace["id"]}).fetchone())
+    assert f'"Index Name": "{index}"' in plan and "Seq Scan" not in plan, plan
+
+
 def test_a_failed_reverse_lookup_raises_its_own_error(db, workspace):
     """The lookup restores the planner settings it changed, but not over a failed statement: the error a caller
     sees (a statement timeout on a huge lookup, here a malformed workspace id) is the real one."""

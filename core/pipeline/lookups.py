@@ -15,6 +15,10 @@ from typing import Any
 from core.db.planner import planner
 
 _EXPRESSIONS = {"emails": "pandora_participant_emails(participants)", "crm_ids": "pandora_crm_ref_ids(source_data)"}
+# The indexes hold only rows with something to find (migration 0024); a query that repeats the index's condition
+# is one the planner may answer with it (a row without keys names nothing, so the condition drops no match).
+_INDEXED = {"emails": "pandora_participant_emails(participants) <> '[]'::jsonb",
+            "crm_ids": "source_data ?| ARRAY['crm_context', 'AccountId', 'WhoId', 'WhatId', 'context', 'parties', 'associations']"}
 _TABLES = frozenset({"conversations", "activities"})
 
 
@@ -23,17 +27,26 @@ _TABLES = frozenset({"conversations", "activities"})
 BATCH = 400
 
 
+def lookup_query(table: str, kind: str) -> str:
+    """The statement rows_naming runs per batch (parameters: values, workspace_id)."""
+    assert table in _TABLES and kind in _EXPRESSIONS, (table, kind)
+    # OFFSET 0 keeps the workspace condition out of the scan: a bitmap over a (workspace_id, …) btree would
+    # otherwise win the planner's pricing and evaluate the expression on every row of the workspace.
+    return (f"SELECT id FROM (SELECT id, workspace_id FROM {table}"  # table and expressions: fixed sets above
+            f" WHERE {_EXPRESSIONS[kind]} ?| %(values)s::text[] AND {_INDEXED[kind]} OFFSET 0) AS hit"
+            " WHERE workspace_id = %(workspace_id)s")
+
+
+LOOKUP_PLANNER = {"enable_seqscan": "off", "enable_indexscan": "off"}
+
+
 def rows_naming(conn, table: str, kind: str, workspace_id: Any, values: list[str]) -> list:
     """Ids of `table` rows of the workspace whose `kind` ("emails" or "crm_ids") include any of `values`."""
     if not values:
         return []
-    assert table in _TABLES and kind in _EXPRESSIONS, (table, kind)
-    # OFFSET 0 keeps the workspace condition out of the scan: a bitmap over a (workspace_id, …) btree would
-    # otherwise win the planner's pricing and evaluate the expression on every row of the workspace.
-    query = (f"SELECT id FROM (SELECT id, workspace_id FROM {table} WHERE {_EXPRESSIONS[kind]} ?| %(values)s::text[]"
-             " OFFSET 0) AS hit WHERE workspace_id = %(workspace_id)s")  # table and expression: fixed sets above
+    query = lookup_query(table, kind)
     found: dict = {}
-    with planner(conn, enable_seqscan="off", enable_indexscan="off"):
+    with planner(conn, **LOOKUP_PLANNER):
         for start in range(0, len(values), BATCH):
             for r in conn.execute(query, {"values": values[start:start + BATCH], "workspace_id": workspace_id}):
                 found[r["id"]] = None
