@@ -122,14 +122,15 @@ def arrivals(ds) -> dict[str, list[dict]]:
     return {"contacts": contacts, "deals": deals}
 
 
-@pytest.mark.parametrize("seed, lookup", [(3, "gin"), (11, "gin"), (3, "pass")])
+@pytest.mark.parametrize("seed, lookup", [(3, "key"), (11, "key"), (3, "pass")])
 def test_an_incremental_run_leaves_nothing_for_a_full_run_to_change(db, workspace, seed, lookup, monkeypatch):
-    """`lookup`: computed fields find the conversations naming affected e-mails through the GIN index, in
-    batches of two values here, or (past GIN_LOOKUP_MAX) by one pass over every conversation."""
+    """`lookup`: computed fields find the conversations naming affected e-mails in participant_emails, or (past
+    EMAIL_LOOKUP_MAX) by one pass over every conversation; the linker's CRM ids are searched in batches of two
+    values here."""
     from core.pipeline import computed, lookups
 
     monkeypatch.setattr(lookups, "BATCH", 2)
-    monkeypatch.setattr(computed, "GIN_LOOKUP_MAX", 0 if lookup == "pass" else 10_000)
+    monkeypatch.setattr(computed, "EMAIL_LOOKUP_MAX", 0 if lookup == "pass" else 10_000)
     ds = generate(seed=seed, scale=1)
     for table, rows in waiting_rows(ds).items():
         ds.tables[table] = ds.tables[table] + rows
@@ -222,19 +223,65 @@ def test_the_reverse_lookup_finds_participants_by_e_mail_in_any_case_but_not_tho
 
 @pytest.mark.parametrize("table", ["conversations", "activities"])
 @pytest.mark.parametrize("kind", ["emails", "crm_ids"])
-def test_the_reverse_lookup_searches_its_index(db, workspace, table, kind):
-    """The indexes hold only rows with something to find (migration 0024): a lookup that stopped implying an
-    index's condition would get the same rows from a scan of the whole table, seconds on a large workspace."""
+def test_the_reverse_lookup_searches_an_index(db, workspace, table, kind):
+    """E-mails: the key of participant_emails. CRM ids: the GIN index, which holds only rows with keys to read
+    (migration 0024): a lookup that stopped implying its condition would get the same rows from a scan of the
+    whole table, seconds on a large workspace."""
     import json
 
     from core.db.planner import planner
     from core.pipeline.lookups import LOOKUP_PLANNER, lookup_query
 
-    index = f"{table}_{'participant_emails' if kind == 'emails' else 'crm_refs'}"
-    with db.connection() as conn, planner(conn, **LOOKUP_PLANNER):
-        plan = json.dumps(conn.execute("EXPLAIN (FORMAT JSON) " + lookup_query(table, kind),
-                                       {"values": ["ana@acme.io"], "workspace_id": workspace["id"]}).fetchone())
+    index = "participant_emails_pkey" if kind == "emails" else f"{table}_crm_refs"
+    with db.connection() as conn, planner(conn, **({} if kind == "emails" else LOOKUP_PLANNER)):
+        conn.execute("SET LOCAL enable_seqscan = off")  # a test-sized table would be scanned; what matters is that it can be searched
+        plan = json.dumps(conn.execute("EXPLAIN (FORMAT JSON) " + lookup_query(table, kind), {
+            "values": ["ana@acme.io"], "workspace_id": workspace["id"], "table": table}).fetchone())
     assert f'"Index Name": "{index}"' in plan and "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("table", ["conversations", "activities"])
+def test_participant_emails_follow_inserts_participant_changes_and_deletes_but_not_relinks(db, workspace, table):
+    """participant_emails (migration 0024) is kept by triggers whoever writes the row: the write path's COPY and
+    upsert, a plain UPDATE, a DELETE. Writing anything but the participants leaves it alone (that is its point:
+    the linker rewrites ~160k conversations on a first run)."""
+    from core.pipeline.lookups import rows_naming
+
+    ws = workspace["id"]
+    extra = {"activity_type": "meeting", "occurred_at": "2026-11-01T10:00:00Z"} if table == "activities" else {}
+    with db.connection() as conn:
+        upsert_rows(conn, table, ws, [
+            {"source": "gong", "source_id": "a", "participants": [
+                {"email": "Ana@Acme.io"}, {"email": "ana@acme.io"}, {"email": "rep@ourco.io", "affiliation": "internal"}], **extra},
+            {"source": "gong", "source_id": "b", "participants": [{"email": "bo@acme.io"}], **extra},
+            {"source": "gong", "source_id": "c", "participants": None, **extra}])
+        ids = {r["source_id"]: r["id"] for r in conn.execute(f"SELECT id, source_id FROM {table} WHERE workspace_id = %s", (ws,))}
+
+        def stored():
+            return sorted((r["email"], r["row_id"]) for r in conn.execute(
+                "SELECT email, row_id FROM participant_emails WHERE workspace_id = %s AND entity = %s", (ws, table)))
+
+        assert stored() == sorted([("ana@acme.io", ids["a"]), ("bo@acme.io", ids["b"])])
+        def versions():  # a row version's place and writer: a delete and re-insert changes both
+            return conn.execute("SELECT array_agg(ctid::text || xmin::text ORDER BY email) AS v FROM participant_emails"
+                                " WHERE workspace_id = %s", (ws,)).fetchone()["v"]
+
+        before = versions()
+        conn.execute(f"UPDATE {table} SET contact_id = NULL, link_method = 'email_match', updated_at = now()"
+                     " WHERE workspace_id = %s", (ws,))
+        assert versions() == before
+
+        upsert_rows(conn, table, ws, [{"source": "gong", "source_id": "b", "participants": [
+            {"email": "bo@acme.io"}, {"email": "Cy@Acme.io"}], **extra}])
+        conn.execute(f"UPDATE {table} SET participants = '[{{\"email\": \"dee@acme.io\"}}]' WHERE id = %s", (ids["a"],))
+        conn.execute(f"UPDATE {table} SET participants = '[{{\"email\": \"eve@acme.io\"}}]' WHERE id = %s", (ids["c"],))
+        assert stored() == sorted([("dee@acme.io", ids["a"]), ("bo@acme.io", ids["b"]), ("cy@acme.io", ids["b"]),
+                                   ("eve@acme.io", ids["c"])])
+        assert sorted(rows_naming(conn, table, "emails", ws, ["cy@acme.io", "dee@acme.io", "ana@acme.io"])) == sorted(
+            [ids["a"], ids["b"]])
+
+        conn.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", ([ids["a"], ids["b"]],))
+        assert stored() == [("eve@acme.io", ids["c"])]
 
 
 def test_a_failed_reverse_lookup_raises_its_own_error(db, workspace):

@@ -459,14 +459,14 @@ _AFFECTED_IDS = {
 _SCOPE = re.compile(r"/\*(deals|contacts|accounts):([\w.]+)\*/")
 
 
-# The conversations that list an affected contact's e-mail (found through the GIN index: core.pipeline.lookups).
+# The conversations that list an affected contact's e-mail (found in participant_emails: core.pipeline.lookups).
 _EMAILS = "AND cv.id = ANY(%(email_conversations)s::uuid[])"
 
 
-# Up to this many e-mails, the conversations listing them are looked up through the GIN index (in batches:
-# core.pipeline.lookups; 16,000 e-mails 0.18 s on 200k conversations); past it, one pass over every
-# conversation's participants (0.26 s there, growing with the workspace, not with the change) is cheaper.
-GIN_LOOKUP_MAX = 20_000
+# Up to this many e-mails, the conversations listing them are looked up by key (core.pipeline.lookups); past it,
+# one pass over every conversation's participants (0.26 s on 200k conversations, growing with the workspace, not
+# with the change) is cheaper.
+EMAIL_LOOKUP_MAX = 20_000
 
 
 def _scoped(statement: str, incremental: bool, by_email: bool = False) -> str:
@@ -563,7 +563,7 @@ def _compute(conn, run: PipelineRun, table: str, **scope) -> dict[str, int]:
         if not params[table]:
             return {}
         if table == "contacts":
-            # Conversations listing an affected contact's e-mail, through the GIN index up to GIN_LOOKUP_MAX
+            # Conversations listing an affected contact's e-mail, looked up by key up to EMAIL_LOOKUP_MAX
             # addresses; past that one pass over the participants (the /*emails*/ marker left empty) is faster.
             # The contact_scope step looked up the participants' already; here the other contacts'.
             searched = set(run.noted("emails.searched"))  # empty: the participants' were too many to look up
@@ -572,7 +572,7 @@ def _compute(conn, run: PipelineRun, table: str, **scope) -> dict[str, int]:
                 "SELECT ARRAY(SELECT DISTINCT lower(email) FROM contacts WHERE workspace_id = %(workspace_id)s"
                 " AND id = ANY(%(others)s::uuid[]) AND email IS NOT NULL) AS emails",
                 {**params, "others": others}).fetchone()["emails"] if e not in searched]
-            if len(searched) + len(emails) <= GIN_LOOKUP_MAX:
+            if len(searched) + len(emails) <= EMAIL_LOOKUP_MAX:
                 params["email_conversations"] = run.noted("conversations.naming_searched") + rows_naming(
                     conn, "conversations", "emails", run.workspace_id, emails)
                 by_email = True
@@ -591,7 +591,7 @@ def _compute(conn, run: PipelineRun, table: str, **scope) -> dict[str, int]:
 
 
 # The contacts an incremental run rescores because a conversation written since names them, and the
-# conversations naming those contacts (the GIN lookups, a third of computed_contacts' time on a 1 % sync): both
+# conversations naming those contacts (the lookups, a third of computed_contacts' time on a 1 % sync): both
 # read only what syncs write (participants, contacts' e-mails), so this runs while the first steps do, off the
 # path to computed_contacts, which then looks up only the other contacts it rescores. Everyone on a conversation
 # created, moved in time or deleted since; on one whose participants changed, those whose presence varied
@@ -632,14 +632,14 @@ SELECT DISTINCT ct.id, lower(ct.email) AS email
 def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:
     """Incremental runs: note the contacts who joined or left a conversation written since, or are on one
     created, moved in time or deleted since ("contacts.participant"), their e-mails ("emails.searched") and the
-    conversations listing those ("conversations.naming_searched", unless there are more than GIN_LOOKUP_MAX
+    conversations listing those ("conversations.naming_searched", unless there are more than EMAIL_LOOKUP_MAX
     e-mails). It writes nothing."""
     if run.since is None:
         return {}
     rows = conn.execute(_REACHED, run.params).fetchall()
     emails = sorted({r["email"] for r in rows})
     run.note("contacts.participant", [r["id"] for r in rows])
-    if len(emails) <= GIN_LOOKUP_MAX:
+    if len(emails) <= EMAIL_LOOKUP_MAX:
         run.note("emails.searched", emails)
         run.note("conversations.naming_searched", rows_naming(conn, "conversations", "emails", run.workspace_id, emails))
     return {}

@@ -192,7 +192,8 @@ _KEEP_CHANGED = """SELECT DISTINCT id, source, kind, sid
 # An incremental run relinks only candidate rows (the rest would come out as they are): rows a sync wrote, rows
 # without a contact listing an e-mail of a changed contact, rows naming a changed CRM record, rows on changed
 # deals/contacts or on accounts whose deals changed, and rows whose ids other steps of this run set. Every
-# branch is an index lookup (btree here; GIN, through core.pipeline.lookups, for e-mails and CRM ids).
+# branch is an index lookup (btree here; through core.pipeline.lookups, participant_emails' key for e-mails and
+# GIN indexes for CRM ids).
 _CANDIDATES = """
 CREATE TEMP TABLE {cand} ON COMMIT DROP AS
 SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND updated_at > %(since)s
