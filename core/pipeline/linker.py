@@ -125,8 +125,9 @@ WHERE email LIKE '%%_@_%%' AND affiliation IS DISTINCT FROM 'internal'
   AND (touched OR email IN (SELECT email FROM changed_emails))
 """
 
-# CRM ids of rows whose links are not all final at crm rank, as (kind, sid). Cheap top-level key checks gate
-# every JSON path, so rows without such data cost almost nothing. Incrementally, only rows changed since, rows
+# CRM ids of rows whose links are not all final at crm rank, as (kind, sid), of the kinds that can change
+# something (`_NEEDS`). Cheap top-level key checks gate every JSON path, so rows without such data cost almost
+# nothing. Incrementally, only rows changed since, rows
 # pointing at an account/deal/contact changed since, and rows whose account could come from their CRM deal or
 # contact (whose own account the pipeline may have set without moving updated_at).
 _REFS = """
@@ -134,7 +135,7 @@ CREATE TEMP TABLE {refs} ON COMMIT DROP AS
 WITH refs AS (
     -- Single ids (crm_context, Salesforce fields, the row's own *_source_id) as 'kind:id', absent ones dropped.
     SELECT id, source, touched, derivable, split_part(ref, ':', 1) AS kind, substr(ref, strpos(ref, ':') + 1) AS sid
-      FROM (SELECT r.id, r.source, {touched} AS touched, {derivable} AS derivable,
+      FROM (SELECT r.id, r.source, {touched} AS touched, {derivable} AS derivable, {needs} AS needs,
                    unnest(array_remove(
                        CASE WHEN r.source_data ?| ARRAY['crm_context', 'AccountId', 'WhoId', 'WhatId'] THEN ARRAY[
                            'account:' || (r.source_data #>> '{{crm_context,account_source_id}}'),
@@ -145,10 +146,11 @@ WITH refs AS (
                        {own_refs}, NULL)) AS ref
               FROM {table} r
              WHERE {rows} AND {not_final} AND ({has_single})) AS x
+     WHERE split_part(ref, ':', 1) = ANY(needs)
     UNION ALL
     -- Lists of ids (Gong context objects, HubSpot associations), only for rows that have such keys.
     SELECT id, source, touched, derivable, g->>'t', jsonb_array_elements_text(g->'ids')
-      FROM (SELECT r.id, r.source, {touched} AS touched, {derivable} AS derivable,
+      FROM (SELECT r.id, r.source, {touched} AS touched, {derivable} AS derivable, {needs} AS needs,
                    jsonb_array_elements(
                        CASE WHEN r.source_data ? 'context' THEN jsonb_build_array(
                            jsonb_build_object('t', 'account', 'ids', jsonb_path_query_array(r.source_data,
@@ -173,6 +175,7 @@ WITH refs AS (
                        ELSE '[]' END) AS g
               FROM {table} r
              WHERE {rows} AND {not_final} AND r.source_data ?| ARRAY['context', 'associations']) AS x
+     WHERE g->>'t' = ANY(needs)
 ), changed_targets AS (
     SELECT source_id FROM accounts WHERE {changed_accounts}
     UNION SELECT source_id FROM deals WHERE {changed_deals}
@@ -182,6 +185,14 @@ WITH refs AS (
 """
 # A full run keeps every id; an incremental one every id of a row that was touched, can derive its account, or
 # names a changed record (one pass with a window: a correlated IN over the CTE was planned as a rescan per row).
+# The kinds of CRM ids that can change a row: a field set by the CRM stays what it is whatever the CRM says now
+# (equal rank), so its ids are read only to supply another field: the account from the CRM deal or contact.
+# Activities are inserted with their own references labelled crm_native, and without this their contact ids
+# alone joined a million contacts for nothing. (The e-mail tier prefers a contact at the CRM's account; with the
+# account already crm_native that is the row's own account, which is the one it keeps.)
+_NEEDS = ("array_remove(ARRAY[CASE WHEN {ma} IS DISTINCT FROM 'crm_native' THEN 'account' END,"
+          " CASE WHEN {mc} IS DISTINCT FROM 'crm_native' OR {ma} IS DISTINCT FROM 'crm_native' THEN 'contact' END,"
+          " CASE WHEN {md} IS DISTINCT FROM 'crm_native' OR {ma} IS DISTINCT FROM 'crm_native' THEN 'deal' END], NULL)")
 _KEEP_ALL = "SELECT DISTINCT id, source, kind, sid FROM refs WHERE sid <> ''"
 _KEEP_CHANGED = """SELECT DISTINCT id, source, kind, sid
   FROM (SELECT refs.*, bool_or(touched OR derivable OR sid IN (SELECT source_id FROM changed_targets))
@@ -372,6 +383,7 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         "keep_refs": _KEEP_CHANGED if incremental else _KEEP_ALL,
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
+        "needs": _NEEDS.format(mc=_MC, ma=_MA, md=md),
         "rank_b_mc": _rank("b.mc"), "rank_b_ma": _rank("b.ma"), "rank_k_md": _rank("k.keep_md"),
         "emails": f"_linker_emails_{table}", "refs": f"_linker_refs_{table}",
         "pick_contact": _pick("c"), "pick_account": _pick("a"), "pick_deal": _pick("d"),
