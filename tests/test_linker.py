@@ -98,6 +98,23 @@ def test_several_matches_prefer_the_account_most_participants_share_then_the_low
     assert got["k2"][:2] == ("c2", "a1")
 
 
+def test_an_email_match_prefers_a_contact_at_the_account_the_row_keeps(db, workspace):
+    """The CRM named Acme, then (a later sync) Globex: the call keeps Acme (an equal rank never replaces), and
+    the contact matched once the people arrive is the one at Acme, not at the account the CRM names now."""
+    setup_crm(db, workspace, open_deals=2)
+    people = ("zoe@acme.io", "yan@globex.com")  # yan@ sorts first: without the preference, Globex's contact
+    write(db, workspace, "conversations", [call("k1", *people, source_data={"crm_context": {"account_source_id": "a1"}})],
+          source="demo")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:2] == (None, "a1")
+    write(db, workspace, "conversations", [call("k1", *people, source_data={"crm_context": {"account_source_id": "a2"}})],
+          source="demo")
+    write(db, workspace, "contacts", [{"source_id": "c4", "email": "zoe@acme.io", "account_source_id": "a1"},
+                                      {"source_id": "c5", "email": "yan@globex.com", "account_source_id": "a2"}])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:2] == ("c4", "a1")
+
+
 def test_crm_native_links_gong_context_objects(db, workspace):
     setup_crm(db, workspace, open_deals=2)
     write(db, workspace, "accounts", [{"source_id": "0015g00000XyZ12AAB", "name": "Acme Corp"}], source="salesforce")

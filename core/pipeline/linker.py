@@ -127,9 +127,9 @@ WHERE email LIKE '%%_@_%%' AND affiliation IS DISTINCT FROM 'internal'
 
 # CRM ids of rows whose links are not all final at crm rank, as (kind, sid), of the kinds that can change
 # something (`_NEEDS`). Cheap top-level key checks gate every JSON path, so rows without such data cost almost
-# nothing. Incrementally, only rows changed since, rows
-# pointing at an account/deal/contact changed since, and rows whose account could come from their CRM deal or
-# contact (whose own account the pipeline may have set without moving updated_at).
+# nothing. Incrementally, only rows changed since, rows pointing at an account/deal/contact changed since, and
+# rows whose account could come from their CRM deal or contact (whose own account the pipeline may have set
+# without moving updated_at).
 _REFS = """
 CREATE TEMP TABLE {refs} ON COMMIT DROP AS
 WITH refs AS (
@@ -183,8 +183,6 @@ WITH refs AS (
 )
 {keep_refs}
 """
-# A full run keeps every id; an incremental one every id of a row that was touched, can derive its account, or
-# names a changed record (one pass with a window: a correlated IN over the CTE was planned as a rescan per row).
 # The kinds of CRM ids that can change a row: a field set by the CRM stays what it is whatever the CRM says now
 # (equal rank), so its ids are read only to supply another field: the account from the CRM deal or contact.
 # Activities are inserted with their own references labelled crm_native, and without this their contact ids
@@ -193,6 +191,8 @@ WITH refs AS (
 _NEEDS = ("array_remove(ARRAY[CASE WHEN {ma} IS DISTINCT FROM 'crm_native' THEN 'account' END,"
           " CASE WHEN {mc} IS DISTINCT FROM 'crm_native' OR {ma} IS DISTINCT FROM 'crm_native' THEN 'contact' END,"
           " CASE WHEN {md} IS DISTINCT FROM 'crm_native' OR {ma} IS DISTINCT FROM 'crm_native' THEN 'deal' END], NULL)")
+# A full run keeps every id; an incremental one every id of a row that was touched, can derive its account, or
+# names a changed record (one pass with a window: a correlated IN over the CTE was planned as a rescan per row).
 _KEEP_ALL = "SELECT DISTINCT id, source, kind, sid FROM refs WHERE sid <> ''"
 _KEEP_CHANGED = """SELECT DISTINCT id, source, kind, sid
   FROM (SELECT refs.*, bool_or(touched OR derivable OR sid IN (SELECT source_id FROM changed_targets))
