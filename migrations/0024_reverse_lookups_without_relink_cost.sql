@@ -52,25 +52,23 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER conversations_emails_added AFTER INSERT ON conversations REFERENCING NEW TABLE AS inserted
-    FOR EACH STATEMENT EXECUTE FUNCTION pandora_add_participant_emails();
-CREATE TRIGGER conversations_emails_dropped AFTER DELETE ON conversations REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION pandora_drop_participant_emails();
-CREATE TRIGGER conversations_emails_moved AFTER UPDATE OF participants ON conversations FOR EACH ROW
-    WHEN (NEW.participants IS DISTINCT FROM OLD.participants) EXECUTE FUNCTION pandora_move_participant_emails();
-CREATE TRIGGER activities_emails_added AFTER INSERT ON activities REFERENCING NEW TABLE AS inserted
-    FOR EACH STATEMENT EXECUTE FUNCTION pandora_add_participant_emails();
-CREATE TRIGGER activities_emails_dropped AFTER DELETE ON activities REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION pandora_drop_participant_emails();
-CREATE TRIGGER activities_emails_moved AFTER UPDATE OF participants ON activities FOR EACH ROW
-    WHEN (NEW.participants IS DISTINCT FROM OLD.participants) EXECUTE FUNCTION pandora_move_participant_emails();
-
-INSERT INTO participant_emails (workspace_id, entity, email, row_id)
-SELECT DISTINCT r.workspace_id, 'conversations', jsonb_array_elements_text(pandora_participant_emails(r.participants)), r.id
-  FROM conversations r WHERE jsonb_typeof(r.participants) = 'array';
-INSERT INTO participant_emails (workspace_id, entity, email, row_id)
-SELECT DISTINCT r.workspace_id, 'activities', jsonb_array_elements_text(pandora_participant_emails(r.participants)), r.id
-  FROM activities r WHERE jsonb_typeof(r.participants) = 'array';
+-- The same three triggers on both tables, and what their rows already list.
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['conversations', 'activities'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS inserted'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION pandora_add_participant_emails()', t || '_emails_added', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS deleted'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION pandora_drop_participant_emails()', t || '_emails_dropped', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE OF participants ON %I FOR EACH ROW'
+                       ' WHEN (NEW.participants IS DISTINCT FROM OLD.participants)'
+                       ' EXECUTE FUNCTION pandora_move_participant_emails()', t || '_emails_moved', t);
+        EXECUTE format('INSERT INTO participant_emails (workspace_id, entity, email, row_id)'
+                       ' SELECT DISTINCT r.workspace_id, %L, jsonb_array_elements_text(pandora_participant_emails(r.participants)), r.id'
+                       ' FROM %I r WHERE jsonb_typeof(r.participants) = %L', t, t, 'array');
+    END LOOP;
+END $$;
 DROP INDEX conversations_participant_emails, activities_participant_emails;
 
 -- CRM ids stay in GIN indexes (few rows have any; their relinks are few), now holding only the rows that have one
