@@ -39,7 +39,8 @@ BEGIN
 END $$;
 
 -- A row whose participants changed (rare: a re-synced invite). Per row, so that an UPDATE of anything else (the
--- pipeline's links, scores, classification) never fires it: a statement trigger cannot be limited to a column.
+-- pipeline's links, scores, classification) never fires it: a trigger reading the updated rows as a set
+-- (transition tables) may not name columns, so it would copy every relinked row to read none of them.
 CREATE FUNCTION pandora_move_participant_emails() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM participant_emails
