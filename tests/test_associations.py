@@ -195,3 +195,48 @@ def test_a_contact_moving_to_another_account_changes_its_inferred_deal_increment
                                             ("bob@acme.io", "Globex Deal", "inferred_single_deal")]
     full = run_post_sync(db, workspace["id"])
     assert _changes(full, "associations") == {} and _changes(full, "resolve_references") == {}
+
+
+def test_deleting_deals_contacts_or_a_workspace_deletes_their_deal_contacts(db, workspace):
+    """deal_contacts has no foreign keys (migration 0025: they were half of the single-deal inference's first run);
+    triggers on deals and contacts delete the links of the rows a statement deleted, as the keys' cascade did:
+    an import rollback, a workspace's deletion (which cascades through its deals and contacts). Soft deletes keep
+    them, as before."""
+    from core.workspaces import create_workspace
+
+    with db.connection() as conn:
+        other = create_workspace(conn, "Other RevOps")
+    for ws in (workspace, other):
+        write(db, ws, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"},
+                                   {"source_id": "a2", "name": "Globex", "domain": "globex.io"},
+                                   {"source_id": "a3", "name": "Initech", "domain": "initech.io"}])
+        write(db, ws, "deals", [{"source_id": "d1", "name": "Acme Pilot", "account_name": "Acme"},
+                                {"source_id": "d2", "name": "Globex Pilot", "account_name": "Globex"},
+                                {"source_id": "d3", "name": "Initech Pilot", "account_name": "Initech"}])
+        write(db, ws, "contacts", [{"source_id": f"c{i}", "email": f"p{i}@{d}"}
+                                   for i, d in enumerate(["acme.io", "acme.io", "globex.io", "initech.io", "initech.io"])])
+        run_post_sync(db, ws["id"])
+    assert [n for _, n, _ in deal_contacts(db, workspace)] == sorted(
+        ["Acme Pilot", "Acme Pilot", "Globex Pilot", "Initech Pilot", "Initech Pilot"])
+
+    def count(ws):
+        with db.connection() as conn:
+            return conn.execute("SELECT count(*) AS n FROM deal_contacts WHERE workspace_id = %s", (ws["id"],)).fetchone()["n"]
+
+    def run(statement, ws=workspace):
+        with db.connection() as conn:
+            conn.execute(statement, (ws["id"],))
+
+    run("UPDATE contacts SET deleted_at = now() WHERE workspace_id = %s AND source_id = 'c4'")
+    assert count(workspace) == 5  # a soft delete keeps its links
+    # two contacts in one statement, then a deal: each statement removes the links of every row it deleted
+    run("DELETE FROM contacts WHERE workspace_id = %s AND source_id IN ('c0', 'c3')")
+    assert [(e, n) for e, n, _ in deal_contacts(db, workspace)] == [
+        ("p1@acme.io", "Acme Pilot"), ("p2@globex.io", "Globex Pilot"), ("p4@initech.io", "Initech Pilot")]
+    run("DELETE FROM deals WHERE workspace_id = %s AND source_id = 'd2'")
+    assert [(e, n) for e, n, _ in deal_contacts(db, workspace)] == [
+        ("p1@acme.io", "Acme Pilot"), ("p4@initech.io", "Initech Pilot")]
+    assert count(workspace) == 2  # no link left pointing at a deleted row
+    assert count(other) == 5  # the same source ids in another workspace: untouched
+    run("DELETE FROM workspaces WHERE id = %s")
+    assert count(workspace) == 0 and count(other) == 5

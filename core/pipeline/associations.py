@@ -239,8 +239,8 @@ def infer_associations(conn, run) -> dict[str, int]:
 
 # Its own step, after the account links above (a contact's account decides its only deal) and the explicit
 # links (which outrank an inferred one). It writes deal_contacts alone, which neither linker step, the internal
-# filter, the stage step nor CWD reads, so it runs beside the linker (a first sync: 270k inserts, as long as the
-# account links before it); the computed fields, which read deal_contacts, wait for it. It also waits for the
+# filter, the stage step nor CWD reads, so it runs beside the linker (a first sync: 270k inserts, without key
+# checks since migration 0025); the computed fields, which read deal_contacts, wait for it. It also waits for the
 # stage step, which it does not need: otherwise, ready before the linker's steps, it would take a slot from them.
 @register_step("single_deal_inference", order=32, independent_of=("internal_filter", "linker", "linker_activities"))
 def infer_single_deals(conn, run) -> dict[str, int]:
