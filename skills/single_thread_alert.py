@@ -64,7 +64,7 @@ WITH o AS (
       JOIN contacts ct ON ct.workspace_id = x.workspace_id AND lower(ct.email) = lower(btrim(p.v ->> 'email'))
      WHERE x.workspace_id = %(workspace_id)s AND x.deleted_at IS NULL AND x.deal_id IN (SELECT id FROM o)
        AND x.is_internal IS NOT TRUE AND {_ON_OR_BEFORE.format(col="x.started_at")}
-       AND (p.v ->> 'affiliation') IS DISTINCT FROM 'internal'
+       AND lower(p.v ->> 'affiliation') IS DISTINCT FROM 'internal'
 ), people AS (
     SELECT l.deal_id, l.contact_id, min(l.rank) AS rank,
            (array_agg(l.via ORDER BY l.rank))[1] AS via

@@ -127,3 +127,60 @@ def test_two_processes_migrating_at_once_apply_each_file_once(server_url, tmp_pa
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "pandora_test_{os.getpid()}_race" WITH (FORCE)')
+
+
+def test_participant_emails_follow_the_new_definition_of_an_internal_participant(server_url, tmp_path):
+    """Migration 0026 changes which participants' e-mails pandora_participant_emails lists (an affiliation of
+    "Internal" in any case is internal; one that is not a string is not) and mends what participant_emails
+    already holds to match, for rows written under the old definition; rows it does not concern keep their
+    entries as they were (same row versions)."""
+    from core.db.database import ensure_database
+
+    name = f"pandora_test_{os.getpid()}_0026"
+    url = ensure_database(server_url, name)
+    try:
+        before = tmp_path / "before"
+        before.mkdir()
+        for m in discover(Settings().migrations_dir):
+            if m.version < "0026":
+                shutil.copy(m.path, before / m.path.name)
+        migrate_url(url, before)
+        people = {
+            "plain": [{"email": "Ana@Acme.io", "affiliation": "external"}, {"email": "rep@us.io", "affiliation": "internal"}],
+            "gong": [{"email": "jo@acme.io", "affiliation": "External"}, {"email": "Rep@Us.io", "affiliation": "Internal"},
+                     {"email": "jo@acme.io", "affiliation": "INTERNAL"}],  # listed twice: external once, so it stays
+            "odd": [{"email": "num@acme.io", "affiliation": 5}, {"email": "nul@acme.io", "affiliation": None},
+                    {"email": "arr@acme.io", "affiliation": ["internal"]}, {"email": "none@acme.io"}],
+            "none": None,
+        }
+        with psycopg.connect(url, autocommit=True) as conn:
+            ws = conn.execute("INSERT INTO workspaces (name, slug) VALUES ('W', 'w') RETURNING id").fetchone()[0]
+            for table, extra in (("conversations", ""), ("activities", ", 'meeting', now()")):
+                cols = ", activity_type, occurred_at" if extra else ""
+                for key, parts in people.items():
+                    conn.execute(f"INSERT INTO {table} (workspace_id, source, source_id, participants{cols})"
+                                 f" VALUES (%s, 'gong', %s, %s{extra})", (ws, key, psycopg.types.json.Jsonb(parts)))
+            stored = """SELECT t.source_id, p.email, p.xmin::text AS v FROM participant_emails p
+                          JOIN {0} t ON t.workspace_id = p.workspace_id AND t.id = p.row_id
+                         WHERE p.entity = '{0}' ORDER BY 1, 2"""
+            old = {t: conn.execute(stored.format(t)).fetchall() for t in ("conversations", "activities")}
+            assert [(s, e) for s, e, _ in old["conversations"]] == [  # "Internal" listed, 5 and ["internal"] not
+                ("gong", "jo@acme.io"), ("gong", "rep@us.io"), ("odd", "none@acme.io"), ("odd", "nul@acme.io"),
+                ("plain", "ana@acme.io")]
+        migrate_url(url, Settings().migrations_dir)
+        with psycopg.connect(url) as conn:
+            for table in ("conversations", "activities"):
+                new = conn.execute(stored.format(table)).fetchall()
+                assert [(s, e) for s, e, _ in new] == [
+                    ("gong", "jo@acme.io"), ("odd", "arr@acme.io"), ("odd", "none@acme.io"), ("odd", "nul@acme.io"),
+                    ("odd", "num@acme.io"), ("plain", "ana@acme.io")], table
+                # the entries both definitions list were left as they were
+                assert {r for r in new if r[1] != "rep@us.io" and r[1] not in ("arr@acme.io", "num@acme.io")} == {
+                    r for r in old[table] if r[1] != "rep@us.io"}
+                # and the table is what the triggers would write now
+                assert [(s, e) for s, e, _ in new] == conn.execute(
+                    f"SELECT source_id, e FROM {table}, jsonb_array_elements_text(pandora_participant_emails(participants)) e"
+                    f" WHERE jsonb_typeof(participants) = 'array' GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -265,7 +265,7 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
     UNION
     SELECT ct.id, cv.id, cv.started_at FROM conversations cv {_PARTICIPANTS}
      WHERE {_CV_LIVE} AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s
-       AND pa.v ->> 'affiliation' IS DISTINCT FROM 'internal' /*contacts:ct.id*/ /*emails*/
+       AND lower(pa.v ->> 'affiliation') IS DISTINCT FROM 'internal' /*contacts:ct.id*/ /*emails*/
 ), touch AS (  -- every touch, by kind: the activity type, call (calls rows) or meeting (conversations)
     SELECT contact_id, lower(activity_type) AS kind, occurred_at AS at FROM activities
      WHERE {_LIVE} AND contact_id IS NOT NULL AND occurred_at <= %(as_of)s /*contacts:contact_id*/
