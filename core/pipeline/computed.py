@@ -51,8 +51,8 @@ deal_contacts and of its touches.
   then see live deals only (account health uses wins separately), and closed deals are not rewritten daily.
 
 Contacts. Their touches: activities and calls with their contact_id, and conversations linked to them by
-contact_id or listing their email (case-insensitive) among the participants not marked internal; a
-conversation counts once per contact.
+contact_id or listing their email (case-insensitive) among the participants not marked internal (affiliation
+"internal" in any case, as for the linker); a conversation counts once per contact.
 - last_activity_at = latest touch.
 - engagement_score = recency (idle < 7: 30, < 14: 20, < 30: 10, else 0) + volume min(40, Σ weights of the
   touches in the last 90 days: activities by type, calls as `call`, conversations as `meeting`) + 5 per channel
