@@ -1,7 +1,11 @@
 """`pandora demo`: create (or refresh) the "Demo Co" workspace from the seeded generator and report what is in it.
 
 Re-running with the same seed, scale and day writes nothing new (every row comes back unchanged), so the
-command is safe to run before every demo. The report's numbers are read back from the database.
+command is safe to run before every demo. Another seed, scale or day is another dataset under the same source
+ids (conv-00550 may be another account's call by then): its rows replace the demo's (`clear_dataset`) instead of
+being upserted over them, which would keep the old CRM links (links are sticky) and the rows the new dataset
+lacks. The workspace (its id, context, Slack install) stays; what it was built with is kept in its settings.
+The report's numbers are read back from the database.
 """
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from bot.render.text import render_text
 from core.context import update_section
 from core.errors import NotFound
 from core.db.database import open_database
 from core.settings import Settings
 from core.synthetic import COMPANY_DOMAIN, COMPANY_NAME, ENTITY_ORDER, generate, write_dataset
+from core.synthetic.writer import clear_dataset
 from core.synthetic.summary import summarize
 from core.workspaces import ensure_workspace
 from skills import registry
@@ -35,12 +42,21 @@ def demo(args, settings: Settings) -> tuple[dict[str, Any], str]:
     started = time.perf_counter()
     dataset = generate(seed=seed, scale=scale, today=today)
     with open_database(settings) as db:
+        built = {"seed": seed, "scale": scale, "today": dataset.today.isoformat()}
         with db.connection() as conn:
             ws = ensure_workspace(conn, COMPANY_NAME)
             # The business context the pipeline and skills read (internal domains, cycle, deal size).
             update_section(conn, ws["id"], "business_model", DEMO_BUSINESS_MODEL)
             update_section(conn, ws["id"], "definitions", {"internal_domains": [COMPANY_DOMAIN]})
+            before = conn.execute("SELECT settings -> 'demo' AS built FROM workspaces WHERE id = %s",
+                                  (ws["id"],)).fetchone()["built"]
+        rebuilt = None  # what the replaced demo was built with ({}: not recorded, a workspace older than the record)
+        if before != built and clear_dataset(db, ws["id"]):
+            rebuilt = before or {}
         written = write_dataset(db, ws["id"], dataset)  # also runs the post-sync pipeline
+        with db.connection() as conn:
+            conn.execute("UPDATE workspaces SET settings = jsonb_set(settings, '{demo}', %s) WHERE id = %s",
+                         (Jsonb(built), ws["id"]))
         with db.connection() as conn:
             summary = summarize(conn, ws["id"], dataset.today)
         reports = [run_skill(db, settings, ws["id"], name, today=dataset.today, trigger="demo")
@@ -48,7 +64,7 @@ def demo(args, settings: Settings) -> tuple[dict[str, Any], str]:
     totals = summary.pop("totals")
     data = {
         "workspace": {"id": ws["id"], "name": ws["name"]},
-        "seed": seed, "scale": scale, "today": dataset.today,
+        "seed": seed, "scale": scale, "today": dataset.today, "rebuilt_from": rebuilt,
         "counts": {t: {"total": totals[t], **written[t]} for t in ENTITY_ORDER},
         **summary,
         "reports": {r.skill: r.to_dict() for r in reports},
@@ -69,6 +85,10 @@ def render(data: dict[str, Any]) -> str:
     ws, q = data["workspace"], data["quarter"]
     lines = [f"{ws['name']} workspace {ws['id']}  (seed {data['seed']}, scale {data['scale']}, "
              f"as of {data['today']}, {data['seconds']} s)"]
+    was = data["rebuilt_from"]
+    if was is not None:
+        lines.append(f"  rebuilt: it held the demo of seed {was.get('seed')}, scale {was.get('scale')} as of {was.get('today')}"
+                     if was else "  rebuilt: it held a demo of unrecorded seed, scale and day")
     for table, c in data["counts"].items():
         lines.append(f"  {table:<19}{c['total']:>7,}   +{c['inserted']:,} new  {c['updated']:,} updated  "
                      f"{c['unchanged']:,} unchanged")

@@ -68,6 +68,46 @@ def test_running_demo_again_refreshes_the_same_workspace_without_writing(first_r
         assert c["inserted"] == c["updated"] == 0 and c["unchanged"] == c["total"], table
 
 
+def _links(db, workspace_id) -> dict:
+    """Every demo row's links by source ids (stable across rebuilds, unlike row ids)."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            """SELECT 'conversation ' || cv.source_id AS row, a.source_id AS account, d.source_id AS deal,
+                      c.source_id AS contact, cv.link_method, cv.cwd_severity
+                 FROM conversations cv
+                 LEFT JOIN accounts a ON a.workspace_id = cv.workspace_id AND a.id = cv.account_id
+                 LEFT JOIN deals d ON d.workspace_id = cv.workspace_id AND d.id = cv.deal_id
+                 LEFT JOIN contacts c ON c.workspace_id = cv.workspace_id AND c.id = cv.contact_id
+                WHERE cv.workspace_id = %(w)s
+               UNION ALL
+               SELECT 'deal-contact ' || d.source_id || ' ' || c.source_id, dc.role_source, NULL, NULL, NULL, NULL
+                 FROM deal_contacts dc
+                 JOIN deals d ON d.workspace_id = dc.workspace_id AND d.id = dc.deal_id
+                 JOIN contacts c ON c.workspace_id = dc.workspace_id AND c.id = dc.contact_id
+                WHERE dc.workspace_id = %(w)s""", {"w": workspace_id}).fetchall()
+    return {r["row"]: tuple(r.values())[1:] for r in rows}
+
+
+def test_a_demo_of_another_day_rebuilds_the_workspace_as_if_it_were_new(first_run, settings, db):
+    """The generator draws another dataset for another day under the same source ids (conv-00550 may be another
+    account's call): upserting it over yesterday's would keep yesterday's CRM links (links are sticky) and rows
+    today's dataset lacks. A demo of other parameters replaces the demo rows instead, in the same workspace."""
+    from datetime import timedelta
+
+    later = argparse.Namespace(seed=7, scale=1, today=TODAY + timedelta(days=1))
+    refreshed, text = demo(later, settings)
+    ws = refreshed["workspace"]["id"]
+    assert ws == first_run[0]["workspace"]["id"]
+    assert "rebuilt: it held the demo of seed 7, scale 1 as of 2026-05-14" in text
+    assert all(c["inserted"] == c["total"] for c in refreshed["counts"].values())
+    kept = _links(db, ws)
+    with db.connection() as conn:
+        conn.execute("DELETE FROM workspaces WHERE id = %s", (ws,))
+    fresh, _ = demo(later, settings)
+    assert kept == _links(db, fresh["workspace"]["id"])
+    assert demo(later, settings)[0]["counts"]["conversations"]["inserted"] == 0  # same day again: nothing written
+
+
 def test_demo_text_is_a_short_report_of_the_same_numbers(first_run):
     data, text = first_run
     summary, *reports = text.split("\n\n")

@@ -12,8 +12,10 @@ from psycopg import sql
 
 from core.db.upsert import UpsertResult, upsert_rows
 from core.pipeline import run_post_sync
+from core.pipeline.references import clear_dangling_references
 from core.quotas import set_rep_quota, upsert_quota_period
 from core.synthetic.model import ENTITY_ORDER, Dataset
+from core.synthetic.vocab import SOURCE
 
 
 def write_dataset(db, workspace_id: uuid.UUID | str, dataset: Dataset, page_size: int = 1000) -> dict[str, dict]:
@@ -46,3 +48,16 @@ def write_quotas(conn, workspace_id: uuid.UUID | str, dataset: Dataset) -> int:
         for rep_name, rep_email, amount in plan.reps:
             changed += set_rep_quota(conn, workspace_id, period_id, rep_name, rep_email, amount)
     return changed
+
+
+def clear_dataset(db, workspace_id: uuid.UUID | str) -> int:
+    """Delete every row a generated dataset wrote into the workspace (source 'demo'), in one transaction, and null
+    the references other rows held to them; returns how many rows went. Their deal-contact links and participant
+    e-mails go with them (triggers), quotas stay (periods are upserted by name)."""
+    deleted = 0
+    with db.connection() as conn, conn.transaction():
+        for table in reversed(ENTITY_ORDER):
+            deleted += conn.execute(sql.SQL("DELETE FROM {} WHERE workspace_id = %(w)s AND source = %(s)s").format(
+                sql.Identifier(table)), {"w": workspace_id, "s": SOURCE}).rowcount
+        clear_dangling_references(conn, str(workspace_id))
+    return deleted
