@@ -34,7 +34,8 @@ before every timed phase:
                run_post_sync(incremental=True): --repeat times, median.
 Per step: the ms of run_post_sync's own report; per phase: the wall time around run_post_sync (less than the
 steps' sum: steps that do not depend on each other run at once, core.pipeline.PARALLEL_STEPS). Every
-statement a step runs is also timed (a thin wrapper around the pool's connections) and the heaviest are listed.
+statement a step runs is also timed (a thin wrapper around the pool's connections) and the heaviest are listed;
+for the first run also when each step ran and the critical path (the chain of steps the wall is made of).
 
 Every pipeline statement runs under statement_timeout --timeout (default 300 s), so a pathological plan cannot
 hold the benchmark for hours: a cancelled run is reported as such (">" figures: at least that long; the steps
@@ -81,7 +82,7 @@ from bench._scratch import scratch_database
 from core.context import update_section
 from core.db.database import Database
 from core.db.upsert import UpsertResult, upsert_rows
-from core.pipeline import current_step, run_post_sync, steps
+from core.pipeline import current_step, dependencies, run_post_sync, steps
 from core.settings import Settings
 from core.workspaces import create_workspace
 
@@ -495,13 +496,13 @@ def run_pipeline(tdb: TimedDB, ws: str, incremental: bool, timeout: float = 0) -
         wall = time.perf_counter() - t
         return {"wall": wall, "steps": {**{n: s for n, s in tdb.step_times if n != "(run_post_sync)"}, **linker_span(tdb)},
                 "changed": {}, "statements": list(tdb.statements), "plans": list(tdb.plans),
-                "cancelled": tdb.cancelled}
+                "cancelled": tdb.cancelled, "spans": list(tdb.spans)}
     finally:
         tdb.timeout = 0
     wall = time.perf_counter() - t
     return {"wall": wall, "steps": {**{s["name"]: s["ms"] / 1000 for s in report}, **linker_span(tdb)},
             "changed": {s["name"]: s["changed"] for s in report}, "statements": list(tdb.statements),
-            "plans": list(tdb.plans), "cancelled": None}
+            "plans": list(tdb.plans), "cancelled": None, "spans": list(tdb.spans)}
 
 
 def show_run(label: str, r: dict, changed: bool) -> None:
@@ -519,6 +520,36 @@ def show_run(label: str, r: dict, changed: bool) -> None:
         print(f"\n  --- {kind}, step {step} ---")
         print("\n".join("    " + line for line in plan.splitlines()))
         print()
+
+
+def timeline(r: dict) -> list[str]:
+    """When each step ran (seconds from the run's start), and the critical path: from the step that ended last,
+    back through what each step waited for, the step whose end started it (a dependency, else the one whose end
+    freed a slot: PARALLEL_STEPS). The wall is that chain; a step off it gains nothing by getting faster."""
+    spans = {name: (t0, t1) for name, t0, t1 in r["spans"] if name != "(run_post_sync)"}
+    if not spans:
+        return []
+    start = min(t0 for t0, _ in spans.values())
+    needs = dependencies(steps())
+    lines = [f"    {name:<26} {t0 - start:6.2f} -> {t1 - start:6.2f}"
+             for name, (t0, t1) in sorted(spans.items(), key=lambda item: item[1])]
+
+    def waited_for(step: str, seen: list[str]) -> str | None:
+        began = spans[step][0] + 0.005  # a step starts a few ms after what it waited for ends
+        ended = [name for name in spans if name not in seen and spans[name][1] <= began]
+        if not ended:
+            return None
+        last = max(spans[name][1] for name in ended)
+        close = [name for name in ended if spans[name][1] >= last - 0.005]
+        return max([name for name in close if name in needs.get(step, ())] or close, key=lambda name: spans[name][1])
+
+    chain, step = [], max(spans, key=lambda name: spans[name][1])
+    while step is not None:
+        chain.append(step)
+        step = waited_for(step, chain)  # steps of no duration end as others start: never one twice
+    busy = sum(spans[name][1] - spans[name][0] for name in chain)
+    lines.append(f"    critical path: {' -> '.join(reversed(chain))} ({busy:.2f} s of steps)")
+    return lines
 
 
 def heaviest(r: dict, n: int = 8) -> list[str]:
@@ -714,6 +745,9 @@ def benchmark(url: str, args) -> None:
                 ("steady state (median run)", median_run(steady)), ("incremental (median run)", median_run(incr))]:
             print(f"\nheaviest statements, {label}:")
             print("\n".join(heaviest(r)))
+            if label.startswith("first run"):
+                print(f"\ntimeline, {label} (s from its start):")
+                print("\n".join(timeline(r)))
 
         lk, tt, it = TARGETS["linker"], TARGETS["total"], TARGETS["incremental"]
         f, st, inc = summary["first"], summary["steady"], summary["incr."]
