@@ -57,7 +57,6 @@ def demo(args, settings: Settings) -> tuple[dict[str, Any], str]:
         with db.connection() as conn:
             conn.execute("UPDATE workspaces SET settings = jsonb_set(settings, '{demo}', %s) WHERE id = %s",
                          (Jsonb(built), ws["id"]))
-        with db.connection() as conn:
             summary = summarize(conn, ws["id"], dataset.today)
         reports = [run_skill(db, settings, ws["id"], name, today=dataset.today, trigger="demo")
                    for name in DEMO_SKILLS if _installed(name)]
