@@ -74,7 +74,8 @@ def test_email_match_links_the_external_contact_and_its_account(db, workspace):
     write(db, workspace, "conversations", [call("k1", "jane@ACME.io")], source="gong")
     run_post_sync(db, workspace["id"])
     assert links(db, workspace)["k1"] == ("c1", "a1", None, "email_match",
-                                         {"contact": "email_match", "account": "email_match"})
+                                         {"contact": "email_match", "account": "email_match",
+                                          "contact_email": "jane@ACME.io"})  # as the source wrote it
 
 
 def test_internal_participants_are_never_matched_to_contacts(db, workspace):
@@ -153,7 +154,8 @@ def test_activity_ids_resolved_from_source_id_columns_are_recorded_as_crm_native
     run_post_sync(db, workspace["id"])
     # The contact comes from the email; the CRM's account and deal win over amy's account (Globex).
     assert links(db, workspace, "activities")["e1"] == (
-        "c3", "a1", "d1", "crm_native", {"contact": "email_match", "account": "crm_native", "deal": "crm_native"})
+        "c3", "a1", "d1", "crm_native", {"contact": "email_match", "account": "crm_native", "deal": "crm_native",
+                                          "contact_email": "amy@globex.com"})
 
 
 def test_deal_inference_takes_the_only_open_deal_alive_at_the_call(db, workspace):
@@ -176,7 +178,8 @@ def test_email_match_then_deal_inference_fills_the_deal(db, workspace):
     write(db, workspace, "conversations", [call("k1", "jane@acme.io")], source="gong")
     report = run_post_sync(db, workspace["id"])
     assert links(db, workspace)["k1"] == ("c1", "a1", "d1", "deal_inference",
-                                         {"contact": "email_match", "account": "email_match", "deal": "deal_inference"})
+                                         {"contact": "email_match", "account": "email_match", "deal": "deal_inference",
+                                          "contact_email": "jane@acme.io"})
     assert step_changes(report) == {"conversations.email_match": 1, "conversations.deal_inference": 1}
 
 
@@ -190,7 +193,8 @@ def test_crm_native_replaces_an_earlier_email_match_account_and_its_inferred_dea
           source="gong")
     run_post_sync(db, workspace["id"])
     assert links(db, workspace)["k1"] == ("c1", "a2", "g1", "crm_native",
-                                         {"contact": "email_match", "account": "crm_native", "deal": "crm_native"})
+                                         {"contact": "email_match", "account": "crm_native", "deal": "crm_native",
+                                          "contact_email": "jane@acme.io"})
 
 
 def test_an_email_matched_call_still_gets_its_crm_deal(db, workspace):
@@ -199,7 +203,8 @@ def test_an_email_matched_call_still_gets_its_crm_deal(db, workspace):
           source="gong")
     run_post_sync(db, workspace["id"])
     assert links(db, workspace)["k1"] == ("c1", "a1", "d2", "crm_native",
-                                         {"contact": "email_match", "account": "crm_native", "deal": "crm_native"})
+                                         {"contact": "email_match", "account": "crm_native", "deal": "crm_native",
+                                          "contact_email": "jane@acme.io"})
 
 
 def test_deal_inference_never_replaces_a_crm_native_deal(db, workspace):
@@ -294,3 +299,59 @@ def test_incremental_runs_keep_matching_a_full_run(db, workspace):
     full = run_post_sync(db, workspace["id"])
     assert all(not s["changed"] for s in full)
     assert links(db, workspace) == after_incremental
+
+
+def test_an_email_match_follows_its_participant_off_the_call(db, workspace):
+    """Jane is matched on k1 (and Acme's only open deal inferred); a re-sync drops her from the participants: the
+    e-mail tier decides again from who is on it now (amy: Globex and its deal), and on k2, where nobody known is
+    left, the contact, the account it gave and the deal inferred from that are cleared. An incremental run does
+    what a full one would."""
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io"), call("k2", "jane@acme.io")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:4] == links(db, workspace)["k2"][:4] == ("c1", "a1", "d1", "deal_inference")
+    write(db, workspace, "conversations", [call("k1", "amy@globex.com"), call("k2", "someone@else.io")], source="gong")
+    incremental = run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    assert got["k1"] == ("c3", "a2", "g1", "deal_inference", {"contact": "email_match", "account": "email_match",
+                                                               "deal": "deal_inference", "contact_email": "amy@globex.com"})
+    assert got["k2"] == (None, None, None, None, {})
+    assert step_changes(incremental)["conversations.unlinked"] == 1
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))  # a full run finds nothing to change
+    assert links(db, workspace) == got
+
+
+def test_an_email_match_holds_while_its_participant_is_on_the_call(db, workspace):
+    """Only the matched participant's absence re-decides: a re-sync that adds someone, writes her e-mail in
+    other case, or comes after her contact's own e-mail changed keeps the contact (and the spelling recorded);
+    activities follow the same rule."""
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io"), call("k2", "jane@acme.io"),
+                                           call("k3", "jane@acme.io")], source="gong")
+    write(db, workspace, "activities", [{"source_id": "e1", "occurred_at": CALL_AT, "activity_type": "meeting",
+                                         "participants": [{"email": "bob@acme.io"}]}])
+    run_post_sync(db, workspace["id"])
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "jane.doe@acme.io", "account_source_id": "a1"}])
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io", "amy@globex.com"), call("k2", "JANE@acme.io"),
+                                           call("k3", "jane@acme.io")], source="gong")
+    write(db, workspace, "activities", [{"source_id": "e1", "occurred_at": CALL_AT, "activity_type": "meeting",
+                                         "participants": [{"email": "amy@globex.com"}]}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    assert got["k1"][:2] == got["k2"][:2] == got["k3"][:2] == ("c1", "a1")
+    assert got["k1"][4]["contact_email"] == got["k2"][4]["contact_email"] == "jane@acme.io"
+    assert links(db, workspace, "activities")["e1"][:2] == ("c3", "a2")  # bob left the meeting, amy is on it
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+
+
+def test_a_departed_participant_leaves_crm_and_manual_links_alone(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "conversations", [
+        call("k1", "jane@acme.io", source_data={"crm_context": {"contact_source_id": "c1"}}),
+        call("k2", "jane@acme.io", link_method="manual")], source="gong")
+    run_post_sync(db, workspace["id"])
+    write(db, workspace, "conversations", [call("k1", source_data={"crm_context": {"contact_source_id": "c1"}}),
+                                           call("k2", link_method="manual")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:2] == ("c1", "a1")
+    assert links(db, workspace)["k2"][:4] == (None, None, None, "manual")

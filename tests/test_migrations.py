@@ -184,3 +184,47 @@ def test_participant_emails_follow_the_new_definition_of_an_internal_participant
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_email_matches_made_before_record_their_participant(server_url, tmp_path):
+    """Migration 0027: a row e-mail-matched before the linker recorded the participant gets the one whose e-mail
+    is its contact's (as the source spelt it); one whose contact's e-mail is on none of its participants (it
+    changed since), a CRM contact and a row already recorded are left as they were."""
+    from core.db.database import ensure_database
+
+    name = f"pandora_test_{os.getpid()}_0027"
+    url = ensure_database(server_url, name)
+    try:
+        before = tmp_path / "before"
+        before.mkdir()
+        for m in discover(Settings().migrations_dir):
+            if m.version < "0027":
+                shutil.copy(m.path, before / m.path.name)
+        migrate_url(url, before)
+        Json = psycopg.types.json.Jsonb
+        with psycopg.connect(url, autocommit=True) as conn:
+            ws = conn.execute("INSERT INTO workspaces (name, slug) VALUES ('W', 'w') RETURNING id").fetchone()[0]
+            jane = conn.execute("INSERT INTO contacts (workspace_id, source, source_id, email) VALUES"
+                                " (%s, 'hubspot', 'c1', 'Jane@Acme.io') RETURNING id", (ws,)).fetchone()[0]
+            people = [{"email": "rep@us.io"}, {"email": " JANE@acme.io"}, {"email": "jane@acme.io"}]
+            rows = {
+                "matched": ({"contact": "email_match"}, people),
+                "moved": ({"contact": "email_match"}, [{"email": "other@acme.io"}]),
+                "crm": ({"contact": "crm_native"}, people),
+                "recorded": ({"contact": "email_match", "contact_email": "jane@acme.io"}, people),
+            }
+            for table, extra in (("conversations", ""), ("activities", ", 'meeting', now()")):
+                cols = ", activity_type, occurred_at" if extra else ""
+                for key, (details, parts) in rows.items():
+                    conn.execute(f"INSERT INTO {table} (workspace_id, source, source_id, contact_id, link_method,"
+                                 f" link_details, participants{cols}) VALUES (%s, 'gong', %s, %s, 'email_match', %s, %s{extra})",
+                                 (ws, key, jane, Json(details), Json(parts)))
+        migrate_url(url, Settings().migrations_dir)
+        with psycopg.connect(url) as conn:
+            for table in ("conversations", "activities"):
+                got = dict(conn.execute(f"SELECT source_id, link_details FROM {table}").fetchall())
+                assert got == {"matched": {"contact": "email_match", "contact_email": " JANE@acme.io"},
+                               **{k: d for k, (d, _) in rows.items() if k != "matched"}}, table
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

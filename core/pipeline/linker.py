@@ -32,11 +32,17 @@ left empty, so an email-matched call still gets its CRM deal (the original's qui
 sticky: the linker never withdraws a link because the data stopped supporting it (a contact changed email,
 an inferred deal closed: the meeting still happened with them) — except that an inferred deal belongs to the
 account it was inferred from, so when a higher tier changes the account the inferred deal is dropped and
-inferred again. Ids present without a `link_details` entry came from earlier steps (resolve_references;
-associations' imported deal names, recorded as 'deal_name', rank 3). `link_method` = the deal's method, else
-the account's, else the contact's; `linked_at` = when the linker last changed the ids (NULL: never; labelling
-ids another path set does not move it: linked_at is indexed, the labels are not, so a relabel can be a heap-only
-update). The write path inserts activities whose ids it resolved from their own references already labelled
+inferred again, and that an e-mail match holds while its participant is on the row: `link_details` records the
+participant's e-mail as the source wrote it (`contact_email`), and once a sync writes the row without it (a
+re-synced invite or call the person was dropped from) the e-mail tier decides the contact, and the account it
+gave, again from the participants there now (another match, or none: the fields are cleared and the inferred deal
+goes with the account). A contact whose own e-mail changed keeps its calls (the recorded e-mail is still
+there). Rows linked before the e-mail was recorded keep their contact as before (migration 0027 recorded it
+where the contact's e-mail is on the row). Ids present without a `link_details` entry came from earlier steps
+(resolve_references; associations' imported deal names, recorded as 'deal_name', rank 3). `link_method` = the
+deal's method, else the account's, else the contact's; `linked_at` = when the linker last changed the ids (NULL:
+never; labelling ids another path set does not move it: linked_at is indexed, the labels are not, so a relabel
+can be a heap-only update). The write path inserts activities whose ids it resolved from their own references already labelled
 crm_native (core.db.references.LABELLED), so after a first sync most have nothing left to relabel.
 Soft-deleted targets are never linked to; deleted rows are not linked.
 
@@ -97,6 +103,18 @@ _MC = "CASE WHEN r.contact_id IS NOT NULL THEN COALESCE(r.link_details->>'contac
 _MA = "CASE WHEN r.account_id IS NOT NULL THEN COALESCE(r.link_details->>'account', 'crm_native') END"
 _MD = "CASE WHEN r.deal_id IS NOT NULL THEN COALESCE(r.link_details->>'deal', {deal_origin}) END"
 
+# An e-mail-matched contact whose participant (the e-mail recorded when it was matched) is no longer on the row,
+# in any case or spacing (see the docstring). The containment of the exact value settles nearly every row without
+# unnesting its participants; only a row without it (the person left, or the source now spells them otherwise)
+# is read element by element.
+_DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_match'"
+             " AND r.link_details ? 'contact_email' AND NOT (jsonb_typeof(r.participants) = 'array'"
+             " AND r.participants @> jsonb_build_array(jsonb_build_object('email', r.link_details->'contact_email')))"
+             " AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(r.participants) WHEN 'array'"
+             " THEN r.participants ELSE '[]' END) AS p(v)"
+             " WHERE lower(btrim(p.v->>'email')) = lower(btrim(r.link_details->>'contact_email'))))"
+             " IS TRUE")
+
 _ROWS = """r.workspace_id = %(workspace_id)s AND r.deleted_at IS NULL
        AND r.link_method IS DISTINCT FROM 'manual' {filter}"""
 _TOUCHED = "(%(full)s OR r.updated_at > %(since)s)"
@@ -106,23 +124,25 @@ _CHANGED_SINCE = "workspace_id = %(workspace_id)s AND NOT %(full)s AND {}"
 # The two intermediate sets whose size the planner cannot guess (elements of JSON arrays) go to temp tables
 # that are ANALYZEd, so the joins after them are planned on real numbers.
 
-# External participant emails of rows without a contact. Incrementally, only of rows changed since or emails
-# of contacts changed since: an unchanged row found no contact among unchanged contacts last time.
+# External participant emails of rows without a contact (or whose e-mail-matched contact left them), each with
+# one spelling of it as the source wrote it (`raw`, recorded with a match). Incrementally, only of rows changed
+# since or emails of contacts changed since: an unchanged row found no contact among unchanged contacts last time.
 _EMAILS = """
 CREATE TEMP TABLE {emails} ON COMMIT DROP AS
 WITH changed_emails AS (
     SELECT DISTINCT lower(email) AS email FROM contacts WHERE {changed_contacts} AND email IS NOT NULL
 )
-SELECT DISTINCT id, email FROM (
-    SELECT id, touched, lower(btrim(p->>'email')) AS email, lower(p->>'affiliation') AS affiliation
+SELECT DISTINCT ON (id, email) id, email, raw FROM (
+    SELECT id, touched, lower(btrim(p->>'email')) AS email, p->'email' AS raw, lower(p->>'affiliation') AS affiliation
       FROM (SELECT r.id, {touched} AS touched,
                    r.participants -> generate_series(0, jsonb_array_length(r.participants) - 1) AS p
               FROM {table} r
-             WHERE {rows} AND r.contact_id IS NULL AND jsonb_typeof(r.participants) = 'array') AS x
+             WHERE {rows} AND (r.contact_id IS NULL OR {departed}) AND jsonb_typeof(r.participants) = 'array') AS x
 ) AS e
 WHERE email LIKE '%%_@_%%' AND affiliation IS DISTINCT FROM 'internal'
   AND split_part(email, '@', 2) <> ALL(%(internal_domains)s::text[])
   AND (touched OR email IN (SELECT email FROM changed_emails))
+ORDER BY id, email, raw
 """
 
 # CRM ids of rows whose links are not all final at crm rank, as (kind, sid), of the kinds that can change
@@ -235,12 +255,14 @@ SELECT ARRAY(SELECT DISTINCT email FROM c WHERE email IS NOT NULL) AS changed_em
 
 _LINK = """
 WITH base AS MATERIALIZED (
+    -- A departed e-mail match (see _DEPARTED) counts as no method at all, and so does the account it gave.
     SELECT r.id, r.ctid AS rid, r.{at} AS at, r.contact_id, r.account_id, r.deal_id, r.link_details, r.link_method,
-           {mc} AS mc, {ma} AS ma, {md} AS md
+           CASE WHEN NOT {departed} THEN {mc} END AS mc,
+           CASE WHEN NOT ({ma} = 'email_match' AND {departed}) THEN {ma} END AS ma, {md} AS md
       FROM {table} r
      WHERE {rows}
 ), matches AS (
-    SELECT e.id, c.id AS contact_id, c.account_id, e.email
+    SELECT e.id, c.id AS contact_id, c.account_id, e.email, e.raw
       FROM {emails} e
       JOIN contacts c ON c.workspace_id = %(workspace_id)s AND lower(c.email) = e.email AND c.deleted_at IS NULL
 ), crm_row AS (
@@ -264,7 +286,7 @@ WITH base AS MATERIALIZED (
 ), email_pick AS (
     -- Prefer a contact at the account the CRM or the row already names, then one with an account, then the
     -- account most matches share, then the lowest email.
-    SELECT DISTINCT ON (m.id) m.id, m.contact_id, m.account_id
+    SELECT DISTINCT ON (m.id) m.id, m.contact_id, m.account_id, m.raw
       FROM (SELECT m.*, count(*) OVER (PARTITION BY m.id, m.account_id) AS votes FROM matches m) AS m
       JOIN base b ON b.id = m.id
       LEFT JOIN crm_row x ON x.id = m.id
@@ -282,6 +304,9 @@ WITH base AS MATERIALIZED (
     -- ids without looking at link_method).
     SELECT b.id, b.rid, b.at, b.contact_id, b.account_id, b.deal_id, b.link_details, b.link_method, b.md,
            y.new_contact, x.new_mc, z.new_account, y.new_ma, w.crm_deal,
+           -- the participant an e-mail match was made on: the one recorded, or this run's pick
+           CASE x.new_mc WHEN 'email_match' THEN CASE WHEN b.mc = 'email_match' THEN b.link_details->'contact_email'
+                                                      ELSE ep.raw END END AS new_email,
            b.md = 'deal_inference' AND z.new_account IS DISTINCT FROM b.account_id AS drop_inferred
       FROM base b
       LEFT JOIN crm_row c ON c.id = b.id
@@ -316,7 +341,8 @@ WITH base AS MATERIALIZED (
      GROUP BY account_id
 ), decided AS (
     SELECT l.*, d.new_deal, d.new_md,
-           jsonb_strip_nulls(jsonb_build_object('contact', l.new_mc, 'account', l.new_ma, 'deal', d.new_md)) AS details,
+           jsonb_strip_nulls(jsonb_build_object('contact', l.new_mc, 'account', l.new_ma, 'deal', d.new_md,
+                                                'contact_email', l.new_email)) AS details,
            COALESCE(d.new_md, l.new_ma, l.new_mc) AS method
       FROM linked l
       LEFT JOIN first_open_deals f ON f.account_id = l.new_account AND l.crm_deal IS NULL
@@ -381,6 +407,7 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         **{f"changed_{t}": _CHANGED_SINCE.format(changed_since(t)) for t in ("accounts", "deals", "contacts")},
         "own_refs": spec["own_refs"],
         "keep_refs": _KEEP_CHANGED if incremental else _KEEP_ALL,
+        "departed": _DEPARTED,
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
         "needs": _NEEDS.format(mc=_MC, ma=_MA, md=md),
