@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -129,22 +130,33 @@ def test_two_processes_migrating_at_once_apply_each_file_once(server_url, tmp_pa
             admin.execute(f'DROP DATABASE "pandora_test_{os.getpid()}_race" WITH (FORCE)')
 
 
-def test_participant_emails_follow_the_new_definition_of_an_internal_participant(server_url, tmp_path):
-    """Migration 0026 changes which participants' e-mails pandora_participant_emails lists (an affiliation of
-    "Internal" in any case is internal; one that is not a string is not) and mends what participant_emails
-    already holds to match, for rows written under the old definition; rows it does not concern keep their
-    entries as they were (same row versions)."""
+@contextmanager
+def _database_before(server_url, tmp_path, version: str):
+    """A scratch database migrated up to, not including, migration `version` (a test then runs that one on the
+    rows it writes); dropped afterwards."""
     from core.db.database import ensure_database
 
-    name = f"pandora_test_{os.getpid()}_0026"
+    name = f"pandora_test_{os.getpid()}_{version}"
     url = ensure_database(server_url, name)
     try:
         before = tmp_path / "before"
         before.mkdir()
         for m in discover(Settings().migrations_dir):
-            if m.version < "0026":
+            if m.version < version:
                 shutil.copy(m.path, before / m.path.name)
         migrate_url(url, before)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_participant_emails_follow_the_new_definition_of_an_internal_participant(server_url, tmp_path):
+    """Migration 0026 changes which participants' e-mails pandora_participant_emails lists (an affiliation of
+    "Internal" in any case is internal; one that is not a string is not) and mends what participant_emails
+    already holds to match, for rows written under the old definition; rows it does not concern keep their
+    entries as they were (same row versions)."""
+    with _database_before(server_url, tmp_path, "0026") as url:
         people = {
             "plain": [{"email": "Ana@Acme.io", "affiliation": "external"}, {"email": "rep@us.io", "affiliation": "internal"}],
             "gong": [{"email": "jo@acme.io", "affiliation": "External"}, {"email": "Rep@Us.io", "affiliation": "Internal"},
@@ -181,26 +193,14 @@ def test_participant_emails_follow_the_new_definition_of_an_internal_participant
                 assert [(s, e) for s, e, _ in new] == conn.execute(
                     f"SELECT source_id, e FROM {table}, jsonb_array_elements_text(pandora_participant_emails(participants)) e"
                     f" WHERE jsonb_typeof(participants) = 'array' GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
 
 
 def test_email_matches_made_before_record_their_participant(server_url, tmp_path):
     """Migration 0027: a row e-mail-matched before the linker recorded the participant gets the one whose e-mail
     is its contact's (as the source spelt it); one whose contact's e-mail is on none of its participants (it
     changed since), a CRM contact and a row already recorded are left as they were."""
-    from core.db.database import ensure_database
-
-    name = f"pandora_test_{os.getpid()}_0027"
-    url = ensure_database(server_url, name)
-    try:
-        before = tmp_path / "before"
-        before.mkdir()
-        for m in discover(Settings().migrations_dir):
-            if m.version < "0027":
-                shutil.copy(m.path, before / m.path.name)
-        migrate_url(url, before)
+    with _database_before(server_url, tmp_path, "0027") as url:
         Json = psycopg.types.json.Jsonb
         with psycopg.connect(url, autocommit=True) as conn:
             ws = conn.execute("INSERT INTO workspaces (name, slug) VALUES ('W', 'w') RETURNING id").fetchone()[0]
@@ -225,6 +225,3 @@ def test_email_matches_made_before_record_their_participant(server_url, tmp_path
                 got = dict(conn.execute(f"SELECT source_id, link_details FROM {table}").fetchall())
                 assert got == {"matched": {"contact": "email_match", "contact_email": " JANE@acme.io"},
                                **{k: d for k, (d, _) in rows.items() if k != "matched"}}, table
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
