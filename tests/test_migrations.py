@@ -225,3 +225,44 @@ def test_email_matches_made_before_record_their_participant(server_url, tmp_path
                 got = dict(conn.execute(f"SELECT source_id, link_details FROM {table}").fetchall())
                 assert got == {"matched": {"contact": "email_match", "contact_email": " JANE@acme.io"},
                                **{k: d for k, (d, _) in rows.items() if k != "matched"}}, table
+
+
+def test_participant_emails_are_listed_trimmed(server_url, tmp_path):
+    """Migration 0028: pandora_participant_emails lists e-mails with the spaces around them dropped and treats an
+    affiliation of " internal " as internal (core.pipeline.participants), and participant_emails is mended for the
+    rows written before that have such spacing; the other rows keep their entries as they were."""
+    with _database_before(server_url, tmp_path, "0028") as url:
+        people = {
+            "spaced": [{"email": " Ana@Acme.io ", "affiliation": "external"}, {"email": "bo@acme.io"}],
+            "inside": [{"email": "rep@us.io", "affiliation": " Internal"}, {"email": "cy@acme.io", "affiliation": "External"}],
+            "plain": [{"email": "Di@Acme.io", "affiliation": "external"}, {"email": "me@us.io", "affiliation": "internal"}],
+        }
+        stored = """SELECT t.source_id, p.email, p.xmin::text AS v FROM participant_emails p
+                      JOIN {0} t ON t.workspace_id = p.workspace_id AND t.id = p.row_id
+                     WHERE p.entity = '{0}' ORDER BY 1, 2"""
+        with psycopg.connect(url, autocommit=True) as conn:
+            ws = conn.execute("INSERT INTO workspaces (name, slug) VALUES ('W', 'w') RETURNING id").fetchone()[0]
+            for table, extra in (("conversations", ""), ("activities", ", 'meeting', now()")):
+                cols = ", activity_type, occurred_at" if extra else ""
+                for key, parts in people.items():
+                    conn.execute(f"INSERT INTO {table} (workspace_id, source, source_id, participants{cols})"
+                                 f" VALUES (%s, 'gong', %s, %s{extra})", (ws, key, psycopg.types.json.Jsonb(parts)))
+            old = {t: conn.execute(stored.format(t)).fetchall() for t in ("conversations", "activities")}
+            assert [(s, e) for s, e, _ in old["conversations"]] == [
+                ("inside", "cy@acme.io"), ("inside", "rep@us.io"), ("plain", "di@acme.io"),
+                ("spaced", " ana@acme.io "), ("spaced", "bo@acme.io")]
+        migrate_url(url, Settings().migrations_dir)
+        with psycopg.connect(url) as conn:
+            for table in ("conversations", "activities"):
+                new = conn.execute(stored.format(table)).fetchall()
+                assert [(s, e) for s, e, _ in new] == [
+                    ("inside", "cy@acme.io"), ("plain", "di@acme.io"), ("spaced", "ana@acme.io"),
+                    ("spaced", "bo@acme.io")], table
+                assert [r for r in new if r[0] == "plain"] == [r for r in old[table] if r[0] == "plain"]  # untouched
+                assert [(s, e) for s, e, _ in new] == conn.execute(  # what the triggers would write now
+                    f"SELECT source_id, e FROM {table}, jsonb_array_elements_text(pandora_participant_emails(participants)) e"
+                    f" GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+            # and a later change of the participants moves the mended entries (the trigger finds what it lists)
+            conn.execute("UPDATE conversations SET participants = '[{\"email\": \"ed@acme.io\"}]' WHERE source_id = 'spaced'")
+            assert conn.execute("SELECT email FROM participant_emails p JOIN conversations c ON c.id = p.row_id"
+                                " WHERE c.source_id = 'spaced'").fetchall() == [("ed@acme.io",)]

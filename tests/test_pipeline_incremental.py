@@ -697,27 +697,31 @@ def test_noted_on_a_table_collects_every_key_of_that_table_only():
 
 
 def test_who_counts_on_a_call_is_one_rule_for_the_linker_the_scores_and_the_lookups(db, workspace):
-    """A participant's e-mail counts unless their affiliation is the string "internal" in any case (Gong writes
-    "Internal"): for the linker's e-mail tier, for the engagement of the people on a call, and for the lookup of
-    the calls listing a changed contact's e-mail (participant_emails, migration 0026), so an incremental run
-    finds every call a full run would link. Before, a participant whose affiliation was a number was missing from
-    the lookup (its call never relinked incrementally) and "Internal" ones were scored."""
+    """A participant's e-mail counts unless their affiliation is the string "internal" in any case and spacing
+    (Gong writes "Internal"), and compares with the spaces around it dropped: for the linker's e-mail tier, for
+    the engagement of the people on a call, and for the lookup of the calls listing a changed contact's e-mail
+    (participant_emails, migrations 0026 and 0028), so an incremental run finds every call a full run would
+    link. Before, a participant whose affiliation was a number was missing from the lookup (its call never
+    relinked incrementally) and "Internal" ones were scored; one written " Spa@Acme.io " was linked by a full run
+    only and never scored, and one " internal " was linked and scored though the internal filter counted them
+    as one of us."""
     from datetime import timedelta
 
     ws = workspace["id"]
     when = datetime.now(timezone.utc) - timedelta(days=2)
-    odd = {"nul": None, "num": 5, "cap": "Internal", "low": "external"}
+    odd = {"nul": None, "num": 5, "cap": "Internal", "low": "external", "pad": " internal "}
+    email = {"spa": " Spa@Acme.io "}
     with db.connection() as conn:
         upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": "a1", "name": "Acme", "domain": "acme.io"}])
         upsert_rows(conn, "conversations", ws, [
             {"source": "gong", "source_id": name, "title": "Pricing review", "started_at": when,
-             "participants": [{"email": f"{name}@acme.io", "affiliation": affiliation},
+             "participants": [{"email": email.get(name, f"{name}@acme.io"), "affiliation": affiliation},
                               {"email": "guest@elsewhere.io", "affiliation": "external"}]}
-            for name, affiliation in odd.items()])
+            for name, affiliation in {**odd, "spa": "External"}.items()])
     run_post_sync(db, ws)  # nobody to link yet
     with db.connection() as conn:
         upsert_rows(conn, "contacts", ws, [{"source": "hubspot", "source_id": name, "email": f"{name}@acme.io",
-                                            "account_source_id": "a1"} for name in odd])
+                                            "account_source_id": "a1"} for name in [*odd, "spa"]])
     run_post_sync(db, ws, incremental=True)
 
     def state():
@@ -729,5 +733,6 @@ def test_who_counts_on_a_call_is_one_rule_for_the_linker_the_scores_and_the_look
                 "SELECT source_id FROM contacts WHERE workspace_id = %s AND engagement_score IS NOT NULL", (ws,))}
         return calls, scored
 
-    assert state() == ({"nul": "nul", "num": "num", "cap": None, "low": "low"}, {"nul", "num", "low"})
+    assert state() == ({"nul": "nul", "num": "num", "cap": None, "low": "low", "pad": None, "spa": "spa"},
+                       {"nul", "num", "low", "spa"})
     assert all(not s["changed"] for s in run_post_sync(db, ws)), "a full run found more than the incremental one"

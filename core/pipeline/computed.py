@@ -51,8 +51,8 @@ deal_contacts and of its touches.
   then see live deals only (account health uses wins separately), and closed deals are not rewritten daily.
 
 Contacts. Their touches: activities and calls with their contact_id, and conversations linked to them by
-contact_id or listing their email (case-insensitive) among the participants not marked internal (affiliation
-"internal" in any case, as for the linker); a conversation counts once per contact.
+contact_id or listing their email among the participants not marked internal (core.pipeline.participants: case
+and the spaces around either ignored, as for the linker); a conversation counts once per contact.
 - last_activity_at = latest touch.
 - engagement_score = recency (idle < 7: 30, < 14: 20, < 30: 10, else 0) + volume min(40, Σ weights of the
   touches in the last 90 days: activities by type, calls as `call`, conversations as `meeting`) + 5 per channel
@@ -109,6 +109,7 @@ from core.context import DEFAULTS, lookup
 from core.pipeline import PipelineRun, changed_since, register_step
 from core.db.planner import planner
 from core.pipeline.lookups import rows_naming
+from core.pipeline.participants import email_key, marked_internal
 from core.stages import OPEN_STAGES, default_probability
 
 _THRESHOLDS = DEFAULTS["goals_and_targets"]["thresholds"]
@@ -250,10 +251,10 @@ UPDATE deals d
        IS DISTINCT FROM (c.last_at, c.days_in_stage, c.velocity, c.risk, c.factors, c.health)
 """
 
-_PARTICIPANTS = """
+_PARTICIPANTS = f"""
     CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(cv.participants) WHEN 'array'
                                             THEN cv.participants ELSE '[]'::jsonb END) AS pa(v)
-    JOIN contacts ct ON ct.workspace_id = %(workspace_id)s AND lower(ct.email) = lower(pa.v ->> 'email')
+    JOIN contacts ct ON ct.workspace_id = %(workspace_id)s AND lower(ct.email) = {email_key("pa.v ->> 'email'")}
                     AND ct.deleted_at IS NULL
 """
 
@@ -269,7 +270,7 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
     UNION
     SELECT ct.id, cv.id, cv.started_at FROM conversations cv {_PARTICIPANTS}
      WHERE {_CV_LIVE} AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s
-       AND lower(pa.v ->> 'affiliation') IS DISTINCT FROM 'internal' /*contacts:ct.id*/ /*emails*/
+       AND {marked_internal("pa.v ->> 'affiliation'")} IS NOT TRUE /*contacts:ct.id*/ /*emails*/
 ), touch AS (  -- every touch, by kind: the activity type, call (calls rows) or meeting (conversations)
     SELECT contact_id, lower(activity_type) AS kind, occurred_at AS at FROM activities
      WHERE {_LIVE} AND contact_id IS NOT NULL AND occurred_at <= %(as_of)s /*contacts:contact_id*/
@@ -619,13 +620,13 @@ WITH cv AS MATERIALIZED (
       FROM cv CROSS JOIN LATERAL jsonb_array_elements(cv.seen || jsonb_build_array(cv.now_on)) WITH ORDINALITY AS l(list, k)
      WHERE cv.seen IS NOT NULL AND NOT cv.everyone
 ), varied AS (  -- on some of those lists but not all: joined or left
-    SELECT lower(e.v ->> 'email') AS email
+    SELECT {email_key("e.v ->> 'email'")} AS email
       FROM lists CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(lists.list) WHEN 'array' THEN lists.list
                                                          ELSE '[]'::jsonb END) AS e(v)
-     GROUP BY lists.id, lower(e.v ->> 'email'), lists.n
+     GROUP BY lists.id, {email_key("e.v ->> 'email'")}, lists.n
     HAVING count(DISTINCT lists.k) < lists.n
 ), moved AS (
-    SELECT lower(e.v ->> 'email') AS email FROM cv CROSS JOIN LATERAL jsonb_array_elements(cv.now_on) AS e(v)
+    SELECT {email_key("e.v ->> 'email'")} AS email FROM cv CROSS JOIN LATERAL jsonb_array_elements(cv.now_on) AS e(v)
      WHERE cv.everyone
     UNION SELECT email FROM varied
 )

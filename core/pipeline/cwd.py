@@ -73,6 +73,7 @@ from core.context import get_context, lookup
 from core.errors import InputError
 from core.pipeline import PipelineRun, register_step
 from core.pipeline.domains import FREE_MAIL, internal_domains, last_used
+from core.pipeline.participants import email_key
 
 SEVERITIES = ("high", "medium", "low")
 MAX_LIMIT = 500
@@ -233,14 +234,15 @@ def _internal(p: str) -> str:
             f" ELSE lower(btrim({p}->>'affiliation')) = 'internal' END)")
 
 
+_P_EMAIL, _ORGANIZER = email_key("p.v->>'email'"), email_key("c.organizer_email")
 _PARTS = "(CASE jsonb_typeof(c.participants) WHEN 'array' THEN c.participants ELSE '[]'::jsonb END)"
 
 # Who the CWD of conversation `c` (account `a`) should be taken up with: one pass over its participants.
 _REP = f"""CROSS JOIN LATERAL (
-    SELECT (array_agg(p.v ORDER BY p.n) FILTER (WHERE lower(p.v->>'email') = lower(c.organizer_email)))[1] AS organizer,
-           coalesce(bool_or({_internal('p.v')} AND (lower(p.v->>'email') = lower(c.organizer_email)
-                 OR (lower(split_part(p.v->>'email', '@', 2)) = lower(split_part(c.organizer_email, '@', 2))
-                     AND lower(split_part(c.organizer_email, '@', 2)) <> ALL(%(free_mail)s::text[])))), false)
+    SELECT (array_agg(p.v ORDER BY p.n) FILTER (WHERE {_P_EMAIL} = {_ORGANIZER}))[1] AS organizer,
+           coalesce(bool_or({_internal('p.v')} AND ({_P_EMAIL} = {_ORGANIZER}
+                 OR (split_part({_P_EMAIL}, '@', 2) = split_part({_ORGANIZER}, '@', 2)
+                     AND split_part({_ORGANIZER}, '@', 2) <> ALL(%(free_mail)s::text[])))), false)
              AS organizer_internal,
            (array_agg(p.v ORDER BY p.n) FILTER (WHERE {_internal('p.v')}
                  AND coalesce(p.v->>'email', p.v->>'name') IS NOT NULL))[1] AS first_internal
@@ -249,7 +251,7 @@ _REP = f"""CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT CASE WHEN c.organizer_email LIKE '%%_@_%%'
                      AND (pp.organizer_internal
-                          OR lower(split_part(c.organizer_email, '@', 2)) = ANY(%(internal_domains)s::text[]))
+                          OR split_part({_ORGANIZER}, '@', 2) = ANY(%(internal_domains)s::text[]))
                      THEN 'organizer'
                 WHEN pp.first_internal IS NOT NULL THEN 'first_internal_participant'
                 WHEN coalesce(a.owner, a.owner_email) IS NOT NULL THEN 'account_owner'

@@ -66,9 +66,10 @@ from core.pipeline import changed_since, deal_links_changed, register_step
 from core.pipeline.domains import internal_domains, last_used, remember
 from core.pipeline.internal import RULES_VERSION as FILTER_RULES
 from core.pipeline.lookups import rows_naming
+from core.pipeline.participants import email_key, marked_internal
 
 # Bump when the linking rules change, so the next incremental run relinks everything.
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 RANKS = {"manual": 4, "crm_native": 3, "deal_name": 3, "email_match": 2, "deal_inference": 1}
 
@@ -107,12 +108,13 @@ _MD = "CASE WHEN r.deal_id IS NOT NULL THEN COALESCE(r.link_details->>'deal', {d
 # in any case or spacing (see the docstring). The containment of the exact value settles nearly every row without
 # unnesting its participants; only a row without it (the person left, or the source now spells them otherwise)
 # is read element by element.
+_PARTICIPANT_EMAIL, _RECORDED_EMAIL = email_key("p.v->>'email'"), email_key("r.link_details->>'contact_email'")
 _DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_match'"
              " AND r.link_details ? 'contact_email' AND NOT (jsonb_typeof(r.participants) = 'array'"
              " AND r.participants @> jsonb_build_array(jsonb_build_object('email', r.link_details->'contact_email')))"
              " AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(r.participants) WHEN 'array'"
              " THEN r.participants ELSE '[]' END) AS p(v)"
-             " WHERE lower(btrim(p.v->>'email')) = lower(btrim(r.link_details->>'contact_email'))))"
+             f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL}))"
              " IS TRUE")
 
 _ROWS = """r.workspace_id = %(workspace_id)s AND r.deleted_at IS NULL
@@ -133,13 +135,13 @@ WITH changed_emails AS (
     SELECT DISTINCT lower(email) AS email FROM contacts WHERE {changed_contacts} AND email IS NOT NULL
 )
 SELECT DISTINCT ON (id, email) id, email, raw FROM (
-    SELECT id, touched, lower(btrim(p->>'email')) AS email, p->'email' AS raw, lower(p->>'affiliation') AS affiliation
+    SELECT id, touched, {email} AS email, p->'email' AS raw, {internal} AS internal
       FROM (SELECT r.id, {touched} AS touched,
                    r.participants -> generate_series(0, jsonb_array_length(r.participants) - 1) AS p
               FROM {table} r
              WHERE {rows} AND (r.contact_id IS NULL OR {departed}) AND jsonb_typeof(r.participants) = 'array') AS x
 ) AS e
-WHERE email LIKE '%%_@_%%' AND affiliation IS DISTINCT FROM 'internal'
+WHERE email LIKE '%%_@_%%' AND internal IS NOT TRUE
   AND split_part(email, '@', 2) <> ALL(%(internal_domains)s::text[])
   AND (touched OR email IN (SELECT email FROM changed_emails))
 ORDER BY id, email, raw
@@ -410,6 +412,7 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         "own_refs": spec["own_refs"],
         "keep_refs": _KEEP_CHANGED if incremental else _KEEP_ALL,
         "departed": _DEPARTED,
+        "email": email_key("p->>'email'"), "internal": marked_internal("p->>'affiliation'"),
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
         "needs": _NEEDS.format(mc=_MC, ma=_MA, md=md),

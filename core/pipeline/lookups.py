@@ -1,6 +1,6 @@
-"""Reverse lookups: which conversations or activities list these e-mail addresses (lower-cased, of participants
-whose affiliation is not "internal" in any case: the rule the linker and the engagement score read them by,
-migration 0026), or name these CRM records. Incremental runs ask this with up to tens of
+"""Reverse lookups: which conversations or activities list these e-mail addresses (compared as
+core.pipeline.participants says, of participants not marked internal: the rule the linker and the engagement
+score read them by, migrations 0026 and 0028), or name these CRM records. Incremental runs ask this with up to tens of
 thousands of values.
 
 E-mails are rows of `participant_emails` (migration 0024: kept by triggers, so relinking a conversation, which
