@@ -1,20 +1,23 @@
 -- Participants' e-mails compare with the spaces around them dropped, and an affiliation is "internal" in any case
 -- and spacing (core/pipeline/participants.py): the linker matched " Amy@Acme.io " to amy@acme.io on a full run,
 -- while this function listed " amy@acme.io " (lower-cased only), so the incremental run's lookup of the rows
--- listing a changed contact's e-mail missed that row and the two runs disagreed. Rows without such spacing (all
--- of them, from the sources we know) keep the cheap path: one JSON path query and a lower() of its text.
+-- listing a changed contact's e-mail missed that row and the two runs disagreed. The list is trimmed element by
+-- element only when its text shows a space inside a quote (never, from the sources we know): the write path's
+-- triggers call this for every row written. (PL/pgSQL to hold the text in a variable: the same in SQL reads the
+-- participants twice or goes through a subquery; over 200k conversations 0.85 or 0.6 s, against 0.42 s here and
+-- 0.33 s for the definition before.)
 CREATE OR REPLACE FUNCTION pandora_participant_emails(participants jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE
-    WHEN participants @? 'lax $[*] ? (@.email like_regex "^ | $" || @.affiliation like_regex "^ | $")'
-    THEN (SELECT coalesce(jsonb_agg(lower(btrim(e.v #>> '{}'))), '[]'::jsonb)
-            FROM jsonb_path_query(participants,
-                     'lax $[*] ? (!(@.affiliation.type() == "string" && @.affiliation like_regex "^ *internal *$" flag "i"))'
-                     '.email ? (@.type() == "string")') AS e(v))
-    ELSE lower(jsonb_path_query_array(participants,
-             'lax $[*] ? (!(@.affiliation.type() == "string" && @.affiliation like_regex "^internal$" flag "i"))'
-             '.email ? (@.type() == "string")')::text)::jsonb
-END;
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    listed text := lower(jsonb_path_query_array(participants,
+        'lax $[*] ? (!(@.affiliation.type() == "string" && @.affiliation like_regex "^ *internal *$" flag "i"))'
+        '.email ? (@.type() == "string")')::text);
+BEGIN
+    IF listed LIKE '[" %' OR listed LIKE '%, " %' OR listed LIKE '% ", %' OR listed LIKE '% "]' THEN
+        RETURN (SELECT coalesce(jsonb_agg(btrim(e)), '[]'::jsonb) FROM jsonb_array_elements_text(listed::jsonb) AS e);
+    END IF;
+    RETURN listed::jsonb;
+END $$;
 
 -- What the table holds for the rows the two definitions differ on (a participant with an e-mail or affiliation
 -- spaced around): their entries as the triggers write them now. Writers wait meanwhile.
