@@ -321,6 +321,27 @@ def test_an_email_match_follows_its_participant_off_the_call(db, workspace):
     assert links(db, workspace) == got
 
 
+def test_an_email_match_at_a_domain_that_became_internal_is_decided_again(db, workspace):
+    """Globex's domain becomes one of ours (an acquisition): amy is one of us now, so k1, still external (a
+    dial-in guest), loses her, Globex and the deal inferred from it, as a first run with those domains would have
+    left it; jane's match on k2 stands."""
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "amy@globex.com"), call("k2", "jane@acme.io")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:4] == ("c3", "a2", "g1", "deal_inference")
+    with db.connection() as conn:
+        update_section(conn, workspace["id"], "definitions", {"internal_domains": ["democo.io", "globex.com"]})
+    report = run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    assert got["k1"] == (None, None, None, None, {})
+    assert got["k2"][:4] == ("c1", "a1", "d1", "deal_inference")
+    assert step_changes(report)["conversations.unlinked"] == 1
+    with db.connection() as conn:
+        assert conn.execute("SELECT is_internal FROM conversations WHERE workspace_id = %s AND source_id = 'k1'",
+                            (workspace["id"],)).fetchone()["is_internal"] is False
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+
+
 def test_an_email_match_holds_while_its_participant_is_on_the_call(db, workspace):
     """Only the matched participant's absence re-decides: a re-sync that adds someone, writes her e-mail in
     other case, or comes after her contact's own e-mail changed keeps the contact (and the spelling recorded);

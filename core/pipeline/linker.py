@@ -36,9 +36,10 @@ inferred again, and that an e-mail match holds while its participant is on the r
 participant's e-mail as the source wrote it (`contact_email`), and once a sync writes the row without it (a
 re-synced invite or call the person was dropped from) the e-mail tier decides the contact, and the account it
 gave, again from the participants there now (another match, or none: the fields are cleared and the inferred deal
-goes with the account). A contact whose own e-mail changed keeps its calls (the recorded e-mail is still
-there). Rows linked before the e-mail was recorded keep their contact as before (migration 0027 recorded it
-where the contact's e-mail is on the row). Ids present without a `link_details` entry came from earlier steps
+goes with the account); so does a match whose e-mail's domain has become one of the internal domains (the
+person is one of us now: an acquired company's domain added). A contact whose own e-mail changed keeps its calls
+(the recorded e-mail is still there). Rows linked before the e-mail was recorded keep their contact as before
+(migration 0027 recorded it where the contact's e-mail is on the row). Ids present without a `link_details` entry came from earlier steps
 (resolve_references; associations' imported deal names, recorded as 'deal_name', rank 3). `link_method` = the
 deal's method, else the account's, else the contact's; `linked_at` = when the linker last changed the ids (NULL:
 never; labelling ids another path set does not move it: linked_at is indexed, the labels are not, so a relabel
@@ -105,16 +106,18 @@ _MA = "CASE WHEN r.account_id IS NOT NULL THEN COALESCE(r.link_details->>'accoun
 _MD = "CASE WHEN r.deal_id IS NOT NULL THEN COALESCE(r.link_details->>'deal', {deal_origin}) END"
 
 # An e-mail-matched contact whose participant (the e-mail recorded when it was matched) is no longer on the row,
-# in any case or spacing (see the docstring). The containment of the exact value settles nearly every row without
-# unnesting its participants; only a row without it (the person left, or the source now spells them otherwise)
-# is read element by element.
+# in any case or spacing, or whose domain is now one of ours (see the docstring). The containment of the exact
+# value settles nearly every row without unnesting its participants; only a row without it (the person left, or
+# the source now spells them otherwise) is read element by element.
 _PARTICIPANT_EMAIL, _RECORDED_EMAIL = email_key("p.v->>'email'"), email_key("r.link_details->>'contact_email'")
 _DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_match'"
-             " AND r.link_details ? 'contact_email' AND NOT (jsonb_typeof(r.participants) = 'array'"
+             " AND r.link_details ? 'contact_email'"
+             f" AND (split_part({_RECORDED_EMAIL}, '@', 2) = ANY(%(internal_domains)s::text[])"
+             " OR NOT (jsonb_typeof(r.participants) = 'array'"
              " AND r.participants @> jsonb_build_array(jsonb_build_object('email', r.link_details->'contact_email')))"
              " AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(r.participants) WHEN 'array'"
              " THEN r.participants ELSE '[]' END) AS p(v)"
-             f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL}))"
+             f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL})))"
              " IS TRUE")
 
 _ROWS = """r.workspace_id = %(workspace_id)s AND r.deleted_at IS NULL
