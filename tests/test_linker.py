@@ -342,6 +342,32 @@ def test_an_email_match_at_a_domain_that_became_internal_is_decided_again(db, wo
     assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
 
 
+def test_an_email_match_whose_participant_is_marked_internal_now_is_decided_again(db, workspace):
+    """The e-mail tier counts external participants only: a re-sync where Gong marks jane "Internal" (the call
+    stays external: a dial-in guest) takes her off k1 with Acme and the deal inferred from it, and on k3, where
+    another of her entries is still external, and on k2, where her affiliation only changed case, she stays."""
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call(k, "jane@acme.io") for k in ("k1", "k2", "k3")], source="gong")
+    run_post_sync(db, workspace["id"])
+
+    def marked(k, *entries):
+        c = call(k)
+        c["participants"] = [*c["participants"], *({"email": e, "affiliation": a} for e, a in entries)]
+        return c
+
+    write(db, workspace, "conversations", [marked("k1", ("jane@acme.io", " Internal")),
+                                           marked("k2", ("jane@acme.io", "EXTERNAL")),
+                                           marked("k3", ("jane@acme.io", "internal"), ("JANE@acme.io ", "external"))],
+          source="gong")
+    report = run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    assert got["k1"] == (None, None, None, None, {})
+    assert got["k2"][:4] == got["k3"][:4] == ("c1", "a1", "d1", "deal_inference")
+    assert got["k2"][4]["contact_email"] == got["k3"][4]["contact_email"] == "jane@acme.io"
+    assert step_changes(report)["conversations.unlinked"] == 1
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+
+
 def test_an_email_match_holds_while_its_participant_is_on_the_call(db, workspace):
     """Only the matched participant's absence re-decides: a re-sync that adds someone, writes her e-mail in
     other case, or comes after her contact's own e-mail changed keeps the contact (and the spelling recorded);

@@ -32,9 +32,10 @@ left empty, so an email-matched call still gets its CRM deal (the original's qui
 sticky: the linker never withdraws a link because the data stopped supporting it (a contact changed email,
 an inferred deal closed: the meeting still happened with them) — except that an inferred deal belongs to the
 account it was inferred from, so when a higher tier changes the account the inferred deal is dropped and
-inferred again, and that an e-mail match holds while its participant is on the row: `link_details` records the
-participant's e-mail as the source wrote it (`contact_email`), and once a sync writes the row without it (a
-re-synced invite or call the person was dropped from) the e-mail tier decides the contact, and the account it
+inferred again, and that an e-mail match holds while its participant is on the row as an external participant:
+`link_details` records the participant's e-mail as the source wrote it (`contact_email`), and once a sync writes
+the row without it (a re-synced invite or call the person was dropped from) or with them marked internal only, the
+e-mail tier decides the contact, and the account it
 gave, again from the participants there now (another match, or none: the fields are cleared and the inferred deal
 goes with the account); so does a match whose e-mail's domain has become one of the internal domains (the
 person is one of us now: an acquired company's domain added). A contact whose own e-mail changed keeps its calls
@@ -105,20 +106,30 @@ _MC = "CASE WHEN r.contact_id IS NOT NULL THEN COALESCE(r.link_details->>'contac
 _MA = "CASE WHEN r.account_id IS NOT NULL THEN COALESCE(r.link_details->>'account', 'crm_native') END"
 _MD = "CASE WHEN r.deal_id IS NOT NULL THEN COALESCE(r.link_details->>'deal', {deal_origin}) END"
 
-# An e-mail-matched contact whose participant (the e-mail recorded when it was matched) is no longer on the row,
-# in any case or spacing, or whose domain is now one of ours (see the docstring). The containment of the exact
-# value settles nearly every row without unnesting its participants; only a row without it (the person left, or
-# the source now spells them otherwise) is read element by element.
+# An e-mail-matched contact whose participant (the e-mail recorded when it was matched) is no longer on the row
+# as an external participant: gone, or marked internal now, in any case or spacing; or whose domain is now one
+# of ours (see the docstring). The containment of the exact value, with nobody of that exact e-mail marked
+# internal, settles nearly every row without unnesting its participants; only the rest (the person left, turned
+# internal, or the source now spells them otherwise) are read element by element. Evaluated once per run into a
+# temp table (`_DEPARTED_ROWS`) that the e-mail collection and the link statement both read.
+_AFFILIATION = "p.v->>'affiliation'"
 _PARTICIPANT_EMAIL, _RECORDED_EMAIL = email_key("p.v->>'email'"), email_key("r.link_details->>'contact_email'")
 _DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_match'"
              " AND r.link_details ? 'contact_email'"
              f" AND (split_part({_RECORDED_EMAIL}, '@', 2) = ANY(%(internal_domains)s::text[])"
              " OR NOT (jsonb_typeof(r.participants) = 'array'"
-             " AND r.participants @> jsonb_build_array(jsonb_build_object('email', r.link_details->'contact_email')))"
+             " AND r.participants @> jsonb_build_array(jsonb_build_object('email', r.link_details->'contact_email'))"
+             " AND NOT jsonb_path_exists(r.participants, '$[*] ? (@.email == $e && @.affiliation.type() == \"string\""
+             " && @.affiliation like_regex \"^ *internal *$\" flag \"i\")', jsonb_build_object('e', r.link_details->'contact_email')))"
              " AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(r.participants) WHEN 'array'"
              " THEN r.participants ELSE '[]' END) AS p(v)"
-             f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL})))"
+             f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL} AND {marked_internal(_AFFILIATION)} IS NOT TRUE)))"
              " IS TRUE")
+
+_DEPARTED_ROWS = """
+CREATE TEMP TABLE {departed_rows} ON COMMIT DROP AS
+SELECT r.id FROM {table} r WHERE {rows} AND {departed}
+"""
 
 _ROWS = """r.workspace_id = %(workspace_id)s AND r.deleted_at IS NULL
        AND r.link_method IS DISTINCT FROM 'manual' {filter}"""
@@ -142,7 +153,8 @@ SELECT DISTINCT ON (id, email) id, email, raw FROM (
       FROM (SELECT r.id, {touched} AS touched,
                    r.participants -> generate_series(0, jsonb_array_length(r.participants) - 1) AS p
               FROM {table} r
-             WHERE {rows} AND (r.contact_id IS NULL OR {departed}) AND jsonb_typeof(r.participants) = 'array') AS x
+             WHERE {rows} AND (r.contact_id IS NULL OR r.id IN (SELECT id FROM {departed_rows}))
+               AND jsonb_typeof(r.participants) = 'array') AS x
 ) AS e
 WHERE email LIKE '%%_@_%%' AND internal IS NOT TRUE
   AND split_part(email, '@', 2) <> ALL(%(internal_domains)s::text[])
@@ -260,12 +272,13 @@ SELECT ARRAY(SELECT DISTINCT email FROM c WHERE email IS NOT NULL) AS changed_em
 
 _LINK = """
 WITH base AS MATERIALIZED (
-    -- A departed e-mail match (see _DEPARTED) counts as no method at all, and so does the account it gave.
-    -- (OFFSET 0: the test runs once per row, not once per use.)
+    -- A departed e-mail match (_DEPARTED, found before: {departed_rows}) counts as no method at all, and so
+    -- does the account it gave. (OFFSET 0: the lookup runs once per row, not once per use.)
     SELECT id, rid, at, contact_id, account_id, deal_id, link_details, link_method, md,
            CASE WHEN NOT departed THEN mc END AS mc, CASE WHEN NOT (ma = 'email_match' AND departed) THEN ma END AS ma
       FROM (SELECT r.id, r.ctid AS rid, r.{at} AS at, r.contact_id, r.account_id, r.deal_id, r.link_details,
-                   r.link_method, {mc} AS mc, {ma} AS ma, {md} AS md, {departed} AS departed
+                   r.link_method, {mc} AS mc, {ma} AS ma, {md} AS md,
+                   r.id IN (SELECT id FROM {departed_rows}) AS departed
               FROM {table} r
              WHERE {rows} OFFSET 0) AS r
 ), matches AS (
@@ -403,7 +416,7 @@ def _pick(alias: str, column: str = "id") -> str:
 
 
 @lru_cache(maxsize=None)
-def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, str]:
+def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, str, str]:
     spec = _TABLES[table]
     md = _MD.format(deal_origin=spec["deal_origin"])
     cand = f"_linker_cand_{table}"
@@ -414,7 +427,7 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         **{f"changed_{t}": _CHANGED_SINCE.format(changed_since(t)) for t in ("accounts", "deals", "contacts")},
         "own_refs": spec["own_refs"],
         "keep_refs": _KEEP_CHANGED if incremental else _KEEP_ALL,
-        "departed": _DEPARTED,
+        "departed": _DEPARTED, "departed_rows": f"_linker_departed_{table}",
         "email": email_key("p->>'email'"), "internal": marked_internal("p->>'affiliation'"),
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
@@ -424,7 +437,8 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         "pick_contact": _pick("c"), "pick_account": _pick("a"), "pick_deal": _pick("d"),
         "pick_deal_account": _pick("d", "account_id"), "pick_contact_account": _pick("c", "account_id"),
     }
-    return _CANDIDATES.format(**names), _EMAILS.format(**names), _REFS.format(**names), _LINK.format(**names)
+    return (_CANDIDATES.format(**names), _DEPARTED_ROWS.format(**names), _EMAILS.format(**names), _REFS.format(**names),
+            _LINK.format(**names))
 
 
 def _link(conn, run, table: str, step: str) -> dict[str, int]:
@@ -439,14 +453,15 @@ def _link(conn, run, table: str, step: str) -> dict[str, int]:
             "noted_contacts": run.noted("contacts.account_id")}).fetchone())
     with conn.transaction():  # the temp tables and SET LOCAL need one, even on an autocommit connection
         conn.execute("SET LOCAL work_mem = '64MB'")  # the joins and sorts below cover the whole workspace
-        candidates, emails, refs, link = _statements(table, not full)
-        temps = f"_linker_emails_{table}, _linker_refs_{table}"
+        candidates, departed, emails, refs, link = _statements(table, not full)
+        temps = f"_linker_departed_{table}, _linker_emails_{table}, _linker_refs_{table}"
         if not full:
             listed = (rows_naming(conn, table, "emails", run.workspace_id, params["changed_emails"])
                       + rows_naming(conn, table, "crm_ids", run.workspace_id, params["changed_sids"]))
             conn.execute(candidates, {**params, "cand_own": run.noted_on(table), "cand_listed": listed})
             conn.execute(f"ANALYZE _linker_cand_{table}")
             temps += f", _linker_cand_{table}"
+        conn.execute(departed, params)
         conn.execute(emails, params)
         conn.execute(refs, params)
         conn.execute(f"ANALYZE _linker_emails_{table}, _linker_refs_{table}")
