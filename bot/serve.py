@@ -169,6 +169,20 @@ def serving_in_thread(asgi: Starlette, *, host: str = "127.0.0.1", port: int = 0
         thread.join(timeout)
 
 
+def _return_after_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM (a deploy, `kill`, systemd) and then raises the signal again for
+    the handler that was there before its own; Python's default one would end the process at once, before
+    serve() closes the Socket Mode connection and the database pool. This one exits through them (status 0)."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, stop)
+
+
 def serve(settings: Settings, *, socket: bool = False, host: str | None = None, port: int | None = None) -> None:
     """Run until interrupted. Over HTTP, Slack posts to PANDORA_PUBLIC_URL/slack/events; with `socket`, Slack
     traffic comes over a Socket Mode connection (no public URL needed) and the sidecar still serves HTTP."""
@@ -189,6 +203,7 @@ def serve(settings: Settings, *, socket: bool = False, host: str | None = None, 
             socket_handler = SocketModeHandler(bolt_app, settings.slack_app_token)
             socket_handler.connect()  # background threads; uvicorn below keeps the process (and sidecar) up
         try:
+            _return_after_sigterm()
             uvicorn.run(asgi, host=host or settings.serve_host, port=port or settings.serve_port,
                         log_level="info", access_log=False)
         finally:

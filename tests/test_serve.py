@@ -113,3 +113,66 @@ def test_slow_work_waits_for_pending_acks_but_not_forever():
     started = time.monotonic()
     runner.start(lambda: ran.set(), request)
     assert ran.wait(2.0) and time.monotonic() - started >= 0.45
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(slack_settings, slack, tmp_path):
+    """`pandora serve --socket`, as a developer runs it: the app token opens a Socket Mode connection
+    (apps.connections.open, then the WebSocket of tests/fakes/slack_socket.py), a slash command arriving as an
+    envelope is acknowledged over it and answered in the channel, the sidecar still answers HTTP, a `disconnect`
+    from Slack is followed by a new connection that keeps serving, and SIGTERM stops everything cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from urllib.parse import parse_qsl
+
+    from tests.fakes.slack_requests import command_form
+
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": slack_settings.database_url, "PANDORA_SECRET_KEY": slack_settings.secret_key,
+           "PANDORA_HOME": str(tmp_path / "home"), "SLACK_API_URL": slack.url, "SLACK_BOT_TOKEN": slack.bot_token,
+           "SLACK_APP_TOKEN": slack.app_token, "PANDORA_WORKSPACE": slack_settings.default_workspace,
+           "PORT": str(port)}
+    for name in ("SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        env.pop(name, None)  # Socket Mode needs no signing secret
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--socket"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        socket_mode = slack.socket_mode()
+        socket_mode.wait_connected(timeout=60)
+        assert slack.tokens_used[slack.calls.index(("apps.connections.open", {}))] == slack.app_token
+
+        def command(text: str) -> str:
+            before = len(slack.messages_in(CHANNEL_ID))
+            envelope = socket_mode.send("slash_commands", {**dict(parse_qsl(command_form(text))),
+                                                           "is_enterprise_install": "false"})
+            assert socket_mode.wait_ack(envelope)["envelope_id"] == envelope
+            for _ in range(400):  # the answer follows the ack, from the lazy listener
+                if len(slack.messages_in(CHANNEL_ID)) > before:
+                    return slack.messages_in(CHANNEL_ID)[-1]["text"]
+                time.sleep(0.05)
+            raise AssertionError(f"no answer to /pandora {text}")
+
+        assert command("status").startswith("Status of")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["ok"] is True
+
+        socket_mode.disconnect("refresh_requested")
+        socket_mode.wait_connected(timeout=30, count=2)
+        assert len(slack.calls_to("apps.connections.open")) == 2  # a new ticket for the new connection
+        assert command("status").startswith("Status of")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            output = server.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            server.kill()
+            output = server.communicate()[0]
+    assert server.returncode == 0, output  # it went through serve()'s clean-up, not killed by the signal

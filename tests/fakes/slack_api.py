@@ -25,11 +25,13 @@ from urllib.parse import urlsplit
 from tests.fakes.server import FakeServer, send_json
 from tests.fakes.slack_wire import basic, bearer, blocks_problem, params_of, read_body, send_bytes
 NO_TOKEN_METHODS = {"oauth.v2.access", "oauth.access", "api.test"}
+APP_TOKEN_METHODS = {"apps.connections.open"}  # app-level (xapp-) tokens only
 
 
 class FakeSlack(FakeServer):
     base_path = "/api/"
     bot_token = "xoxb-test"
+    app_token = "xapp-1-A0PANDORA-1-test"
     team_id = "T0TEST"
     team_name = "Test Team"
     bot_user_id = "UBOT"
@@ -61,11 +63,27 @@ class FakeSlack(FakeServer):
         self.revoked: set[str] = set()
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.add_user("U0USER", "Dana Scully", "dana@example.com")
+        self._socket_mode = None  # tests/fakes/slack_socket.py, started by the first apps.connections.open
 
     # ---- scripting -------------------------------------------------------------------------------------------
     @property
     def root(self) -> str:
         return self.url[: -len(self.base_path)]
+
+    def socket_mode(self):
+        """The Socket Mode endpoint (tests/fakes/slack_socket.py) whose URLs apps.connections.open hands out."""
+        from tests.fakes.slack_socket import FakeSocketMode
+
+        with self._lock:
+            if self._socket_mode is None:
+                self._socket_mode = FakeSocketMode()
+            return self._socket_mode
+
+    def on_stop(self) -> None:
+        with self._lock:
+            socket_mode, self._socket_mode = self._socket_mode, None
+        if socket_mode is not None:
+            socket_mode.close()
 
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -170,7 +188,7 @@ class FakeSlack(FakeServer):
                 return send_json(handler, 429, {"ok": False, "error": "ratelimited"},
                                  {"Retry-After": str(int(retry_after if retry_after is not None else 1))})
             return send_json(handler, 200, {"ok": False, "error": error})
-        if method not in NO_TOKEN_METHODS:
+        if method not in NO_TOKEN_METHODS | APP_TOKEN_METHODS:
             problem = self._token_problem(token)
             if problem:
                 return send_json(handler, 200, {"ok": False, "error": problem})
@@ -352,6 +370,15 @@ class FakeSlack(FakeServer):
                 "token_type": "bot", "access_token": bot_token, "bot_user_id": f"UBOT{n}",
                 "team": {"id": grant["team_id"], "name": grant["team_name"]}, "enterprise": enterprise,
                 "is_enterprise_install": False}
+
+    def api_apps_connections_open(self, params, *, token, handler):
+        if not token:
+            return {"ok": False, "error": "not_authed"}
+        if not token.startswith("xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if token != self.app_token or token in self.revoked:
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": self.socket_mode().new_url()}
 
     def api_users_info(self, params, *, token, handler):
         user = self.users.get(params.get("user", ""))
