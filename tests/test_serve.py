@@ -176,3 +176,4 @@ def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(sl
             server.kill()
             output = server.communicate()[0]
     assert server.returncode == 0, output  # it went through serve()'s clean-up, not killed by the signal
+    assert "will be unused" not in output  # Bolt's warning about SLACK_BOT_TOKEN, which our client carries

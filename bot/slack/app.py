@@ -23,6 +23,8 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.lazy_listener.internals import build_runnable_function
 from slack_bolt.lazy_listener.runner import LazyListenerRunner
 from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
+from slack_bolt.logger import get_bolt_logger
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_bolt.request import BoltRequest
@@ -115,12 +117,24 @@ def check_settings(settings: Settings, *, socket_mode: bool = False) -> None:
                           "Pandora into Slack teams through OAuth)", variable="SLACK_BOT_TOKEN")
 
 
+class _TokenIsTheClients(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and, given our client (which carries that very
+    token), warns at every start that the token "will be unused": true of its own copy, and misleading to
+    whoever set the variable as the README says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
 def build_app(db, settings: Settings, *, client: WebClient | None = None, token_verification: bool = False,
               lazy_inline: bool = False, socket_mode: bool = False, lazy_workers: int = 8) -> App:
     """The Bolt app for `pandora serve`. `token_verification` calls auth.test at start (off by default so a
     server starts even while Slack is unreachable); `lazy_inline` runs lazy listeners synchronously (tests);
     `socket_mode` drops request signing (Socket Mode has none) and needs SLACK_APP_TOKEN instead."""
     check_settings(settings, socket_mode=socket_mode)
+    bolt_log = get_bolt_logger(App)
+    if not any(isinstance(f, _TokenIsTheClients) for f in bolt_log.filters):
+        bolt_log.addFilter(_TokenIsTheClients())
     vault = Vault.from_settings(settings)
     deps = Deps(db=db, settings=settings, vault=vault)
     common: dict[str, Any] = {
