@@ -250,6 +250,55 @@ def test_tasks_link_to_deals_by_crm_url_and_by_name(db, vault, workspace, connec
     assert row["deal_id"] is None
 
 
+def test_subitems_are_tasks_of_their_parent_board_and_follow_the_parent_deal(db, vault, workspace, connector,
+                                                                             monday, engine):
+    """A chosen board's subitems column names its subitems board, which is synced with it: each subitem is a
+    task of the parent board (its project) with `parent_item`, its cells read with the subitems board's columns; a
+    subitem naming no deal takes its parent's and follows it when the parent moves, one naming its own keeps it;
+    a deleted subitem is marked through the subitems board's activity log."""
+    from tests.fakes.monday_api import STATUS_LABELS
+
+    with db.connection() as conn:
+        upsert_rows(conn, "deals", workspace["id"], [
+            {"source": "hubspot", "source_id": "9001", "name": "Acme renewal"},
+            {"source": "hubspot", "source_id": "9002", "name": "Initech pilot"}])
+    monday.add_board("555", "Onboarding", [*FIXTURE_COLUMNS, column("deal", "Deal", "text")])
+    monday.subitems_board("555", "556", [column("state", "State", "status", STATUS_LABELS, [1]),
+                                         column("deal", "Deal", "text")])
+    monday.add_item("555", "Kickoff Acme", [cell("deal", "text", "Acme renewal", "Acme renewal")], item_id="701")
+    monday.add_item("556", "Send welcome pack", [cell("state", "status", "Done", {
+        "index": 1, "post_id": None, "changed_at": "2026-05-02T10:00:00.000Z"})], item_id="7011", parent="701",
+        group={"id": "topics", "title": "Subitems"})
+    monday.add_item("556", "Scope the Initech pilot", [cell("deal", "text", "Initech pilot", "Initech pilot")],
+                    item_id="7012", parent="701")
+    connect(db, vault, workspace, boards=["555"])
+    report = engine.run(workspace["id"], "monday")
+    assert report.status == "succeeded", report.error
+    got = tasks(db, workspace)
+    assert set(got) == {"701", "7011", "7012"}
+    pack = got["7011"]
+    assert pack["project"] == "Onboarding" and pack["custom_fields"] == {"group": "Subitems", "parent_item": "701"}
+    assert pack["status"] == "Done" and pack["completed_at"] == datetime(2026, 5, 2, 10, tzinfo=timezone.utc)
+    assert pack["source_data"]["board"] == {"id": "556", "name": "Subitems of Onboarding"}
+    assert "parent_item" not in got["701"]["custom_fields"]
+    [meta] = rows(db, workspace, "SELECT metadata FROM connections WHERE workspace_id = %s")
+    assert [(b["id"], b.get("parent_board")) for b in meta["metadata"]["board_info"]] == [
+        ("555", None), ("556", {"id": "555", "name": "Onboarding"})]
+
+    def deals():
+        return {r["source_id"]: r["deal"] for r in rows(
+            db, workspace, "SELECT t.source_id, d.source_id AS deal FROM tasks t LEFT JOIN deals d"
+                           " ON d.workspace_id = t.workspace_id AND d.id = t.deal_id WHERE t.workspace_id = %s")}
+
+    assert deals() == {"701": "9001", "7011": "9001", "7012": "9002"}
+    monday.update_item("701", cells=[cell("deal", "text", "Initech pilot", "Initech pilot")])
+    monday.delete_item("7012")
+    report = engine.run(workspace["id"], "monday")
+    assert report.status == "succeeded", report.error
+    assert deals() == {"701": "9002", "7011": "9002", "7012": "9002"}
+    assert tasks(db, workspace)["7012"]["deleted_at"] is not None
+
+
 def test_bad_column_json_is_kept_as_text_and_never_fails_the_sync(db, vault, workspace, connector, monday, engine):
     monday.add_item(BOARD, "Odd cells", [cell("status", "status", "Blocked", raw="{not json"),
                                          cell("date4", "date", "someday", {"date": "someday"}),

@@ -150,10 +150,18 @@ def _parse(kind: str, raw: Any, text: str | None, cell: dict[str, Any], column: 
 
 
 def column_settings(column: dict[str, Any]) -> dict[str, Any]:
-    """The compact column description kept in connection metadata: id, title, type, and for status columns the
-    labels by index and the indexes that mean done (`done_colors` in `settings_str`)."""
+    """The compact column description kept in connection metadata: id, title, type, for status columns the
+    labels by index and the indexes that mean done (`done_colors` in `settings_str`), and for a subitems column
+    the subitems board it shows (`board_ids`, from `boardIds`)."""
     out = {"id": str(column.get("id")), "title": column.get("title") or str(column.get("id")),
            "type": column.get("type")}
+    if column.get("type") == "subtasks":
+        try:
+            settings = json.loads(column.get("settings_str") or "{}")
+        except (TypeError, ValueError):
+            settings = {}
+        ids = settings.get("boardIds") if isinstance(settings, dict) else None
+        out["board_ids"] = [str(i) for i in ids if i not in (None, "")] if isinstance(ids, list) else []
     if column.get("type") in ("status", "color"):
         try:
             settings = json.loads(column.get("settings_str") or "{}")

@@ -3,8 +3,11 @@
 Credentials: one API token (a personal token or an app's OAuth token), sent as `Authorization: <token>` with
 `API-Version: 2024-10`; `check_auth` reads `me`. Which boards: `connections.metadata.boards` (board ids) when
 set, else every board the token can see (`boards(limit:, page:)`), active ones only unless
-`metadata.include_archived_boards`; subitem boards and documents are skipped. `list_boards(client)` lists them
-for a picker.
+`metadata.include_archived_boards`; documents are skipped. `list_boards(client)` lists them for a picker.
+Subitems come with the boards they belong to: each synced board's subitems column (type `subtasks`, whose
+`settings_str` names the subitems board in `boardIds`) adds that subitems board to the sync, its items written as
+tasks of the parent board (`project`) with `custom_fields.parent_item` (see connectors.monday.normalize); a
+subitems board is never synced for itself (listed alone, it has no board a user would recognise).
 
 Before the streams (`prepare`, stored in connection metadata): the users directory (`users`, to turn a people
 column's ids into names and e-mails) and each synced board's columns (`board_info`: titles, types, status
@@ -89,6 +92,15 @@ def board_ids(metadata: dict[str, Any]) -> list[str] | None:
     return [i for i in dict.fromkeys(ids) if i not in ("", "None")]
 
 
+def subitems_boards(board: dict[str, Any]) -> list[str]:
+    """The subitems board ids a board's subitems columns name (`boardIds` in their settings)."""
+    ids = []
+    for column in board.get("columns") or []:
+        if column.get("type") == "subtasks":
+            ids += [str(i) for i in column.get("board_ids") or []]
+    return list(dict.fromkeys(ids))
+
+
 def removed_item_ids(record: dict[str, Any]) -> list[str]:
     if record.get("event") not in REMOVAL_EVENTS:
         return []
@@ -162,16 +174,17 @@ class MondayConnector:
         return [{"id": str(u["id"]), "name": u.get("name"), "email": (u.get("email") or "").lower() or None}
                 for u in self._pages(client, q.USERS, "data.users", self.user_page_size) if u.get("id") is not None]
 
-    def fetch_boards(self, client: HttpClient, ids: list[str] | None = None, *,
-                     include_archived: bool = False) -> list[dict[str, Any]]:
+    def fetch_boards(self, client: HttpClient, ids: list[str] | None = None, *, include_archived: bool = False,
+                     kind: str = "board") -> list[dict[str, Any]]:
         """Boards with their columns: `ids` or every board the token sees; never deleted ones, archived ones
-        only when asked, and only item boards (no subitem boards or documents)."""
+        only when asked, and only boards of `kind` ("board": item boards, no subitems boards or documents;
+        "sub_items_board")."""
         variables: dict[str, Any] = {"state": "all" if include_archived else "active"}
         if ids:
             variables["ids"] = ids
         out = []
         for b in self._pages(client, q.BOARDS, "data.boards", self.board_page_size, **variables):
-            if b.get("state") == "deleted" or (b.get("type") not in (None, "board")):
+            if b.get("state") == "deleted" or (b.get("type") or "board") != kind:
                 continue
             if b.get("state") == "archived" and not include_archived:
                 continue
@@ -185,8 +198,12 @@ class MondayConnector:
                 for b in self.fetch_boards(client, include_archived=include_archived)]
 
     def prepare(self, client: HttpClient, ctx: StreamContext) -> dict[str, Any]:
-        boards = self.fetch_boards(client, board_ids(ctx.metadata),
-                                   include_archived=bool(ctx.metadata.get("include_archived_boards")))
+        archived = bool(ctx.metadata.get("include_archived_boards"))
+        boards = self.fetch_boards(client, board_ids(ctx.metadata), include_archived=archived)
+        parents = {sub: {"id": b["id"], "name": b.get("name")} for b in boards for sub in subitems_boards(b)}
+        if parents:
+            for sub in self.fetch_boards(client, list(parents), include_archived=archived, kind="sub_items_board"):
+                boards.append({**sub, "parent_board": parents[sub["id"]]})
         return {"users": self.fetch_users(client), "board_info": boards,
                 "users_fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 

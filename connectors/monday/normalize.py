@@ -3,10 +3,13 @@
 Typed columns: title (item name), status (the status column's label), priority, due_date (the due date column,
 else the timeline's end), completed_at, assignee / assignee_email (the first person of the assignee column,
 resolved through the users directory fetched once per sync), description (the first long-text column),
-project (the board's name; the group is kept in custom_fields["group"]), url, deal_source_id,
+project (the board's name, a subitem's its parent board's; the group is kept in custom_fields["group"]), url,
+deal_source_id,
 source_created_at / source_updated_at, deleted_at. Everything else goes to `custom_fields` under the column's
 title (a title used twice gets " [column id]"), with the special keys `group`, `assignees` (when several),
-`deal_name` / `deal_crm` (read by the deal-linking step). `source_data` is the raw item plus its board.
+`deal_name` / `deal_crm` (read by the deal-linking step), `parent_item` (a subitem's parent item id: the
+deal-linking step gives a subitem naming no deal of its own its parent's deal). `source_data` is the raw item
+plus its board.
 
 Done: the status label's index is one of the column's `done_colors` or the label reads "Done"; completed_at is
 then the status value's `changed_at` (when monday last set that status), else the item's `updated_at`.
@@ -23,15 +26,18 @@ from connectors.monday.columns import BoardRoles, Parsed, parse_datetime, parse_
 from connectors.monday.deals import DealRef, deal_reference, is_crm_deal_url
 
 GONE = {"archived", "deleted"}
-RESERVED = {"group", "assignees", "deal_name", "deal_crm", "unparsed_columns", "due_at"}
+RESERVED = {"group", "assignees", "deal_name", "deal_crm", "unparsed_columns", "due_at", "parent_item"}
 
 
 class Board:
-    """One board as normalize needs it: its name, its columns by id and the column roles."""
+    """One board as normalize needs it: its name, its columns by id and the column roles; a subitems board
+    also its parent board (`parent_board`), whose name its tasks carry as their project."""
 
     def __init__(self, info: dict[str, Any], metadata: dict[str, Any]):
         self.id = str(info["id"])
         self.name = info.get("name")
+        parent = info.get("parent_board") if isinstance(info.get("parent_board"), dict) else {}
+        self.project = parent.get("name") or self.name
         columns = [c for c in info.get("columns") or [] if isinstance(c, dict) and c.get("id") is not None]
         self.columns = {str(c["id"]): c for c in columns}
         self.roles = BoardRoles.pick(columns, metadata)
@@ -106,6 +112,9 @@ def normalize_item(item: dict[str, Any], board: Board, users: dict[str, dict[str
     group = item.get("group") if isinstance(item.get("group"), dict) else {}
     if group.get("title"):
         custom["group"] = group["title"]
+    parent = item.get("parent_item") if isinstance(item.get("parent_item"), dict) else {}
+    if parent.get("id") not in (None, ""):
+        custom["parent_item"] = str(parent["id"])
     updated = parse_datetime(item.get("updated_at"))
     if status is not None and status.extra.get("done"):
         row["completed_at"] = status.extra.get("changed_at") or updated
@@ -115,7 +124,7 @@ def normalize_item(item: dict[str, Any], board: Board, users: dict[str, dict[str
         "source_id": str(item["id"]),
         "title": item.get("name"),
         **row,
-        "project": board.name,
+        "project": board.project,
         "url": item.get("url") or None,
         "source_data": {**item, "board": {"id": board.id, "name": board.name}},
         "custom_fields": custom,

@@ -5,7 +5,7 @@ from __future__ import annotations
 API_VERSION = "2024-10"
 COMPLEXITY = "complexity { before after query reset_in_x_seconds }"
 
-ITEM_FIELDS = """id name state url created_at updated_at creator_id group { id title }
+ITEM_FIELDS = """id name state url created_at updated_at creator_id group { id title } parent_item { id }
       column_values { id type text value
         ... on BoardRelationValue { display_value linked_item_ids }
         ... on MirrorValue { display_value } }"""

@@ -17,7 +17,7 @@ parser). What it reproduces:
   UserUnauthorizedException fixture;
 - `script`: replies (status, body[, headers]) played, in order, to the next item-page requests (None lets one
   through); `requests`: every parsed body with its headers.
-Test helpers: `add_board`, `add_item`, `update_item`, `archive_item` / `delete_item` / `restore_item` (which
+Test helpers: `add_board`, `add_item` (`parent=`: a subitem), `subitems_board`, `update_item`, `archive_item` / `delete_item` / `restore_item` (which
 also write the activity log entry monday would), `seed_fixture_board()`.
 """
 from __future__ import annotations
@@ -145,7 +145,9 @@ class FakeMonday(FakeServer):
 
     def add_item(self, board_id: str, name: str, cells: list[dict] | None = None, *, item_id: str | None = None,
                  updated_at: str | None = None, created_at: str | None = None, state: str = "active",
-                 group: dict | None = None) -> dict[str, Any]:
+                 group: dict | None = None, parent: str | None = None) -> dict[str, Any]:
+        """An item of `board_id`; with `parent`, a subitem (its board is then the parent board's subitems board,
+        `subitems_board`) of that item."""
         if item_id is None:
             self._next_id += 1
             item_id = str(self._next_id)
@@ -154,9 +156,18 @@ class FakeMonday(FakeServer):
                 "url": f"https://example-team.monday.com/boards/{board_id}/pulses/{item_id}",
                 "created_at": created_at or stamp, "updated_at": stamp, "creator_id": "4012345",
                 "group": group or {"id": "topics", "title": "This week"}, "column_values": list(cells or []),
-                "_board": str(board_id)}
+                "parent_item": {"id": str(parent)} if parent is not None else None, "_board": str(board_id)}
         self.items[str(item_id)] = item
         return item
+
+    def subitems_board(self, parent_board: str, board_id: str, columns: list[dict] | None = None) -> dict[str, Any]:
+        """The subitems board of `parent_board` (type sub_items_board, named as monday names it), and the
+        parent's subitems column (type `subtasks`, `boardIds` in its settings) that points at it."""
+        parent = self.boards[str(parent_board)]
+        parent["columns"].append({"id": "subitems", "title": "Subitems", "type": "subtasks", "settings_str": json.dumps(
+            {"allowMultipleItems": True, "itemTypeName": "column.subtasks.title", "displayType": "BOARD_INLINE",
+             "boardIds": [int(board_id)]})})
+        return self.add_board(board_id, f"Subitems of {parent['name']}", columns, kind="sub_items_board")
 
     def update_item(self, item_id: str, name: str | None = None, cells: list[dict] | None = None) -> None:
         item = self.items[str(item_id)]
