@@ -198,6 +198,42 @@ def test_with_no_other_transaction_open_the_next_run_starts_where_this_one_did(d
     assert timedelta(0) <= filter_ran["age"] < timedelta(minutes=1)
 
 
+def test_a_session_hiding_its_start_moves_the_watermark_back_only_while_inside_a_transaction(db, server_url):
+    """Without pg_read_all_stats (Neon's default role), other roles' sessions show no transaction start. One that
+    is idle (a provider's monitoring session, between its queries) leaves the watermark at the run's start; one
+    inside a transaction (it may still commit rows stamped before the run) moves it back an hour. (Before, the
+    hour never applied: such a session's backend_type reads NULL too, and only 'client backend' rows were read,
+    so a transaction of another role could commit rows no incremental run looked at.)"""
+    import uuid
+    from datetime import timedelta
+
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from core.pipeline import SEEN_FROM
+
+    role = f"pandora_probe_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")  # no pg_read_all_stats
+    try:
+        with psycopg.connect(db.url, autocommit=True) as other, \
+                psycopg.connect(make_conninfo(db.url, user=role), autocommit=True) as probe:
+            def gap():
+                return probe.execute(f"SELECT now() - {SEEN_FROM}").fetchone()[0]
+
+            hidden = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state IS NULL",
+                                   (other.info.backend_pid,)).fetchone()[0]
+            assert hidden == 1  # the probe cannot see the other session's state
+            assert gap() < timedelta(seconds=5)
+            with other.transaction():
+                other.execute("SELECT 1")
+                assert timedelta(minutes=59) < gap() < timedelta(minutes=61)
+            assert gap() < timedelta(seconds=5)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
+
+
 def test_the_reverse_lookup_finds_participants_by_e_mail_in_any_case_but_not_those_marked_internal(db, workspace):
     """What the linker and the engagement scores read of participants: e-mails of people not marked internal,
     compared lower-cased (migration 0023 keeps the reps, on nearly every call, out of the index)."""

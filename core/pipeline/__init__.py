@@ -128,15 +128,21 @@ def _load_builtin() -> None:
 # From when this transaction can see every row. Rows carry their transaction's start time (updated_at = now()),
 # so a transaction open now may still commit rows dated before this one: the earliest start among this
 # database's other open client transactions bounds those (a microsecond before it, as later runs look at rows
-# stamped after this time). When sessions of other roles hide theirs (no pg_read_all_stats: their state reads
-# NULL), an hour before now instead. Never more than an hour back: a session left idle in a transaction for
-# hours (a forgotten psql) would otherwise make every later run look at everything written since.
-SEEN_FROM = """(SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL) THEN now() - interval '1 hour'
+# stamped after this time). A client session of another role hides its start without pg_read_all_stats (Neon's
+# roles): its state and backend_type read NULL, its role does not. While such a session is inside a transaction
+# (pg_locks, which every role may read: it holds its virtual transaction id) the watermark is an hour before now
+# instead; idle ones (a provider's monitoring sessions, between their queries) do not count, so a run does not
+# look back an hour every time. Never more than an hour back: a session left idle in a transaction for hours (a
+# forgotten psql) would otherwise make every later run look at everything written since.
+SEEN_FROM = """(SELECT CASE WHEN bool_or(a.pid IS NOT NULL AND a.state IS NULL AND EXISTS (
+                                SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'virtualxid'))
+                       THEN now() - interval '1 hour'
                        ELSE GREATEST(LEAST(now(), min(a.xact_start)), now() - interval '1 hour')
                             - interval '1 microsecond' END
                   FROM (SELECT 1) AS one
-                  LEFT JOIN pg_stat_activity a ON a.datname = current_database()
-                                               AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid())"""
+                  LEFT JOIN pg_stat_activity a
+                         ON a.datname = current_database() AND a.pid <> pg_backend_pid()
+                        AND (a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.usesysid IS NOT NULL)))"""
 
 
 def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetime | None = None) -> list[dict[str, Any]]:
