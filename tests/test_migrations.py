@@ -151,6 +151,23 @@ def _database_before(server_url, tmp_path, version: str):
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+# participant_emails' entries of one table, by the row's source_id (xmin: whether a migration rewrote them).
+_STORED_EMAILS = """SELECT t.source_id, p.email, p.xmin::text AS v FROM participant_emails p
+                      JOIN {0} t ON t.workspace_id = p.workspace_id AND t.id = p.row_id
+                     WHERE p.entity = '{0}' ORDER BY 1, 2"""
+
+
+def _rows_with_participants(conn, people: dict) -> None:
+    """A workspace with, in conversations and in activities, one row per key of `people` listing those participants
+    (written as the triggers of the migrations so far keep participant_emails)."""
+    ws = conn.execute("INSERT INTO workspaces (name, slug) VALUES ('W', 'w') RETURNING id").fetchone()[0]
+    for table, extra in (("conversations", ""), ("activities", ", 'meeting', now()")):
+        cols = ", activity_type, occurred_at" if extra else ""
+        for key, parts in people.items():
+            conn.execute(f"INSERT INTO {table} (workspace_id, source, source_id, participants{cols})"
+                         f" VALUES (%s, 'gong', %s, %s{extra})", (ws, key, psycopg.types.json.Jsonb(parts)))
+
+
 def test_participant_emails_follow_the_new_definition_of_an_internal_participant(server_url, tmp_path):
     """Migration 0026 changes which participants' e-mails pandora_participant_emails lists (an affiliation of
     "Internal" in any case is internal; one that is not a string is not) and mends what participant_emails
@@ -165,16 +182,9 @@ def test_participant_emails_follow_the_new_definition_of_an_internal_participant
                     {"email": "arr@acme.io", "affiliation": ["internal"]}, {"email": "none@acme.io"}],
             "none": None,
         }
+        stored = _STORED_EMAILS
         with psycopg.connect(url, autocommit=True) as conn:
-            ws = conn.execute("INSERT INTO workspaces (name, slug) VALUES ('W', 'w') RETURNING id").fetchone()[0]
-            for table, extra in (("conversations", ""), ("activities", ", 'meeting', now()")):
-                cols = ", activity_type, occurred_at" if extra else ""
-                for key, parts in people.items():
-                    conn.execute(f"INSERT INTO {table} (workspace_id, source, source_id, participants{cols})"
-                                 f" VALUES (%s, 'gong', %s, %s{extra})", (ws, key, psycopg.types.json.Jsonb(parts)))
-            stored = """SELECT t.source_id, p.email, p.xmin::text AS v FROM participant_emails p
-                          JOIN {0} t ON t.workspace_id = p.workspace_id AND t.id = p.row_id
-                         WHERE p.entity = '{0}' ORDER BY 1, 2"""
+            _rows_with_participants(conn, people)
             old = {t: conn.execute(stored.format(t)).fetchall() for t in ("conversations", "activities")}
             assert [(s, e) for s, e, _ in old["conversations"]] == [  # "Internal" listed, 5 and ["internal"] not
                 ("gong", "jo@acme.io"), ("gong", "rep@us.io"), ("odd", "none@acme.io"), ("odd", "nul@acme.io"),
@@ -237,16 +247,9 @@ def test_participant_emails_are_listed_trimmed(server_url, tmp_path):
             "inside": [{"email": "rep@us.io", "affiliation": " Internal"}, {"email": "cy@acme.io", "affiliation": "External"}],
             "plain": [{"email": "Di@Acme.io", "affiliation": "external"}, {"email": "me@us.io", "affiliation": "internal"}],
         }
-        stored = """SELECT t.source_id, p.email, p.xmin::text AS v FROM participant_emails p
-                      JOIN {0} t ON t.workspace_id = p.workspace_id AND t.id = p.row_id
-                     WHERE p.entity = '{0}' ORDER BY 1, 2"""
+        stored = _STORED_EMAILS
         with psycopg.connect(url, autocommit=True) as conn:
-            ws = conn.execute("INSERT INTO workspaces (name, slug) VALUES ('W', 'w') RETURNING id").fetchone()[0]
-            for table, extra in (("conversations", ""), ("activities", ", 'meeting', now()")):
-                cols = ", activity_type, occurred_at" if extra else ""
-                for key, parts in people.items():
-                    conn.execute(f"INSERT INTO {table} (workspace_id, source, source_id, participants{cols})"
-                                 f" VALUES (%s, 'gong', %s, %s{extra})", (ws, key, psycopg.types.json.Jsonb(parts)))
+            _rows_with_participants(conn, people)
             old = {t: conn.execute(stored.format(t)).fetchall() for t in ("conversations", "activities")}
             assert [(s, e) for s, e, _ in old["conversations"]] == [
                 ("inside", "cy@acme.io"), ("inside", "rep@us.io"), ("plain", "di@acme.io"),
