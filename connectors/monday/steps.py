@@ -10,9 +10,11 @@ one source, and these point from monday into a CRM.
 A subitem that names no deal of its own (no deal column value, no CRM link) belongs to its parent item's deal
 (`custom_fields.parent_item`): it takes the parent task's `deal_id`, after the parents were linked, and follows it
 (none when the parent is not stored). monday tasks get `deal_id` from this step only, so it owns the column for
-them: a task whose deal reference was removed or no longer resolves is unlinked. One set-based statement, idempotent (only rows whose deal_id would
-change are written). An incremental run looks at tasks a sync wrote, tasks still waiting for their deal, and
-tasks whose deal — or a deal with the name they give — changed since the last run.
+them: a task whose deal reference was removed or no longer resolves is unlinked. Two set-based statements (the
+tasks naming a deal, then the subitems inheriting one), idempotent (only rows whose deal_id would change are
+written). An incremental run looks at tasks a sync wrote, tasks still waiting for their deal, and tasks whose
+deal — or a deal with the name they give — changed since the last run; the inheriting subitems are few and all
+read each time.
 """
 from __future__ import annotations
 

@@ -34,13 +34,13 @@ an inferred deal closed: the meeting still happened with them) — except that a
 account it was inferred from, so when a higher tier changes the account the inferred deal is dropped and
 inferred again, and that an e-mail match holds while its participant is on the row as an external participant:
 `link_details` records the participant's e-mail as the source wrote it (`contact_email`), and once a sync writes
-the row without it (a re-synced invite or call the person was dropped from) or with them marked internal only, the
-e-mail tier decides the contact, and the account it
-gave, again from the participants there now (another match, or none: the fields are cleared and the inferred deal
-goes with the account); so does a match whose e-mail's domain has become one of the internal domains (the
-person is one of us now: an acquired company's domain added). A contact whose own e-mail changed keeps its calls
-(the recorded e-mail is still there). Rows linked before the e-mail was recorded keep their contact as before
-(migration 0027 recorded it where the contact's e-mail is on the row). Ids present without a `link_details` entry came from earlier steps
+the row without it (a re-synced invite or call the person was dropped from) or with them marked internal only,
+the e-mail tier decides the contact, and the account it gave, again from the participants there now (another
+match, or none: the fields are cleared and the inferred deal goes with the account); so does a match whose
+e-mail's domain has become one of the internal domains (the person is one of us now: an acquired company's
+domain added). A contact whose own e-mail changed keeps its calls (the recorded e-mail is still there). Rows
+linked before the e-mail was recorded keep their contact as before (migration 0027 recorded it where the
+contact's e-mail is on the row). Ids present without a `link_details` entry came from earlier steps
 (resolve_references; associations' imported deal names, recorded as 'deal_name', rank 3). `link_method` = the
 deal's method, else the account's, else the contact's; `linked_at` = when the linker last changed the ids (NULL:
 never; labelling ids another path set does not move it: linked_at is indexed, the labels are not, so a relabel
@@ -119,8 +119,9 @@ _DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_
              f" AND (split_part({_RECORDED_EMAIL}, '@', 2) = ANY(%(internal_domains)s::text[])"
              " OR NOT (jsonb_typeof(r.participants) = 'array'"
              " AND r.participants @> jsonb_build_array(jsonb_build_object('email', r.link_details->'contact_email'))"
-             " AND NOT jsonb_path_exists(r.participants, '$[*] ? (@.email == $e && @.affiliation.type() == \"string\""
-             " && @.affiliation like_regex \"^ *internal *$\" flag \"i\")', jsonb_build_object('e', r.link_details->'contact_email')))"
+             " AND NOT jsonb_path_exists(r.participants, '$[*] ? (@.email == $e"
+             " && @.affiliation.type() == \"string\" && @.affiliation like_regex \"^ *internal *$\" flag \"i\")',"
+             " jsonb_build_object('e', r.link_details->'contact_email')))"
              " AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(r.participants) WHEN 'array'"
              " THEN r.participants ELSE '[]' END) AS p(v)"
              f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL} AND {marked_internal(_AFFILIATION)} IS NOT TRUE)))"
