@@ -434,6 +434,35 @@ def test_workers_hand_back_results_in_order_and_a_dead_ones_items_are_worked_her
     assert children() == []
 
 
+def test_a_worker_forked_while_another_thread_held_a_lock_is_replaced_not_waited_for():
+    """fork copies only the forking thread: a lock another thread of the server held at that moment stays held
+    in the child for good, and a worker whose work needs it never answers. Once it has been silent for `stall`
+    seconds it is killed and its items are worked on here (where the lock is free again), in order."""
+    import threading
+
+    lock, held, release = threading.Lock(), threading.Event(), threading.Event()
+
+    def holder():
+        with lock:
+            held.set()
+            release.wait(10)
+
+    def work(n):
+        with lock:
+            return n * 2, os.getpid()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(10)
+    with ForkedMap(range(4), work, stall=0.5) as results:  # both workers forked with the lock held
+        release.set()
+        out = list(results)
+    thread.join()
+    assert [(n, doubled) for n, (doubled, _) in out] == [(n, 2 * n) for n in range(4)]
+    assert {pid for _, (_, pid) in out} == {os.getpid()}  # every item was worked on here
+    assert children() == []  # the stuck workers were killed and reaped
+
+
 def test_an_error_in_a_worker_is_raised_here_as_itself_and_every_worker_is_reaped():
     from core.errors import InputError
 

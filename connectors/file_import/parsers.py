@@ -30,6 +30,7 @@ import marshal
 import os
 import pickle
 import re
+import select
 import signal
 import sys
 import threading
@@ -37,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from connectors.file_import import values as V
@@ -305,6 +307,10 @@ class ParsedPages:
 # --- work on pages in forked children --------------------------------------------------------------------------
 
 MAX_WORKERS = 2  # page children at once: a 2-core machine, where this process mostly waits or feeds the server
+# A page's work takes a second or two; a worker silent this long is stuck and is replaced by working here. (A child
+# forked while another thread of `pandora serve` held a lock — a logging handler's, a library's cache — that its
+# work then needs waits for it forever: fork copies only the forking thread.)
+STALL_SECONDS = 120.0
 
 
 def _fork(work: Callable[[], int]) -> int:
@@ -345,17 +351,21 @@ def _send(fd: int, value: Any) -> None:
         view = view[os.write(fd, view):]
 
 
-def _receive(fd: int) -> Any:
-    """The next message from `fd`; EOFError if the other end closed (or died) before a whole one arrived."""
-    header = _read_exactly(fd, 8)
-    blob = memoryview(_read_exactly(fd, int.from_bytes(header, "little")))
+def _receive(fd: int, timeout: float | None = None) -> Any:
+    """The next message from `fd`; EOFError if the other end closed (or died) before a whole one arrived,
+    TimeoutError if it did not arrive within `timeout` seconds (None: wait as long as it takes)."""
+    deadline = None if timeout is None else monotonic() + timeout
+    header = _read_exactly(fd, 8, deadline)
+    blob = memoryview(_read_exactly(fd, int.from_bytes(header, "little"), deadline))
     return marshal.loads(blob[1:]) if blob[:1] == b"m" else pickle.loads(blob[1:])
 
 
-def _read_exactly(fd: int, size: int) -> bytearray:
+def _read_exactly(fd: int, size: int, deadline: float | None = None) -> bytearray:
     out = bytearray(size)
     view, got = memoryview(out), 0
     while got < size:
+        if deadline is not None and not select.select([fd], [], [], max(deadline - monotonic(), 0))[0]:
+            raise TimeoutError("the page worker sent nothing in time")
         n = os.readv(fd, [view[got:]])
         if not n:
             raise EOFError
@@ -374,13 +384,16 @@ class ForkedMap:
     `work` runs from the memory the fork copied (the transform, the kept pages): it must never touch a database
     connection. Items and results travel as marshal (pickle for what marshal cannot hold). An error in `work` is
     raised here: a PandoraError as itself, anything else as its pickle (or a RuntimeError naming it). A worker
-    that dies (killed, out of memory) or cannot be forked is replaced by running its items here. Leaving the
+    that dies (killed, out of memory), cannot be forked or hands back nothing for `stall` seconds (stuck: see
+    STALL_SECONDS) is replaced by running its items here. Leaving the
     block stops the workers; they are always reaped, and leave by `os._exit`, so nothing of this process
     (connections, pools, atexit hooks) is closed or flushed twice."""
 
-    def __init__(self, items: Iterable[Any], work: Callable[[Any], Any], workers: int = MAX_WORKERS):
+    def __init__(self, items: Iterable[Any], work: Callable[[Any], Any], workers: int = MAX_WORKERS,
+                 stall: float = STALL_SECONDS):
         self._items = iter(items)
         self._work = work
+        self._stall = stall
         self._count = workers
         self._workers: list[tuple[int, int, int] | None] = []  # (pid, fd to it, fd from it); None: work here
         self._pending: list[Any] = []  # items handed out and not yet collected, in order
@@ -463,8 +476,8 @@ class ForkedMap:
         worker = self._workers[slot]
         if worker is not None:
             try:
-                kind, result = _receive(worker[2])
-            except Exception:  # it died (killed, out of memory) or its word was garbled: from now on, here
+                kind, result = _receive(worker[2], self._stall)
+            except Exception:  # it died (killed, out of memory), is stuck or its word was garbled: from now on, here
                 self._retire(slot)
             else:
                 if kind == "error":
