@@ -125,16 +125,18 @@ def _free_port() -> int:
 
 def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(slack_settings, slack, tmp_path):
     """`pandora serve --socket`, as a developer runs it: the app token opens a Socket Mode connection
-    (apps.connections.open, then the WebSocket of tests/fakes/slack_socket.py), a slash command arriving as an
-    envelope is acknowledged over it and answered in the channel, the sidecar still answers HTTP, a `disconnect`
-    from Slack is followed by a new connection that keeps serving, and SIGTERM stops everything cleanly."""
+    (apps.connections.open, then the WebSocket of tests/fakes/slack_socket.py), a slash command and an
+    @-mention arriving as envelopes are acknowledged over it and answered in the channel (a re-delivered event only
+    acknowledged: the first delivery's `retry_attempt` 0 is no retry), the sidecar still
+    answers HTTP, a `disconnect` from Slack is followed by a new connection that keeps serving, and SIGTERM stops
+    everything cleanly."""
     import os
     import signal
     import subprocess
     import sys
     from urllib.parse import parse_qsl
 
-    from tests.fakes.slack_requests import command_form
+    from tests.fakes.slack_requests import command_form, event_json
 
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": slack_settings.database_url, "PANDORA_SECRET_KEY": slack_settings.secret_key,
@@ -150,18 +152,28 @@ def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(sl
         socket_mode.wait_connected(timeout=60)
         assert slack.tokens_used[slack.calls.index(("apps.connections.open", {}))] == slack.app_token
 
-        def command(text: str) -> str:
+        def answer(kind: str, payload: dict) -> str:
             before = len(slack.messages_in(CHANNEL_ID))
-            envelope = socket_mode.send("slash_commands", {**dict(parse_qsl(command_form(text))),
-                                                           "is_enterprise_install": "false"})
+            envelope = socket_mode.send(kind, payload)
             assert socket_mode.wait_ack(envelope)["envelope_id"] == envelope
             for _ in range(400):  # the answer follows the ack, from the lazy listener
                 if len(slack.messages_in(CHANNEL_ID)) > before:
                     return slack.messages_in(CHANNEL_ID)[-1]["text"]
                 time.sleep(0.05)
-            raise AssertionError(f"no answer to /pandora {text}")
+            raise AssertionError(f"no answer to {kind} {payload}")
+
+        def command(text: str) -> str:
+            return answer("slash_commands", {**dict(parse_qsl(command_form(text))), "is_enterprise_install": "false"})
 
         assert command("status").startswith("Status of")
+        mention = json.loads(event_json({"type": "app_mention", "user": "U0USER", "text": "<@UBOT> status",
+                                         "channel": CHANNEL_ID, "ts": "1700000000.000100"}))
+        assert answer("events_api", mention).startswith("Status of")
+        answered = len(slack.messages_in(CHANNEL_ID))
+        retry = socket_mode.send("events_api", mention, retry_attempt=1, retry_reason="timeout")
+        socket_mode.wait_ack(retry)
+        time.sleep(1.0)
+        assert len(slack.messages_in(CHANNEL_ID)) == answered  # a re-delivery is acked, not answered twice
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["ok"] is True
 
         socket_mode.disconnect("refresh_requested")

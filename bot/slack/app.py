@@ -177,9 +177,12 @@ def build_app(db, settings: Settings, *, client: WebClient | None = None, token_
 
 
 def skip_event_retries(request, body, next):  # noqa: A002 (Bolt injects arguments by these names)
-    """Slack re-sends an event it thinks was not acked in 3 s (X-Slack-Retry-Num). The first delivery was
-    acked and its lazy work started, so answering a retry would answer the user twice: ack it, do nothing."""
-    if body.get("type") == "event_callback" and request.headers.get("x-slack-retry-num"):
+    """Slack re-sends an event it thinks was not acked in 3 s (X-Slack-Retry-Num 1, 2, ...). The first delivery
+    was acked and its lazy work started, so answering a retry would answer the user twice: ack it, do nothing.
+    Over Socket Mode every envelope carries `retry_attempt`, 0 on the first delivery, and Bolt turns it into the
+    same header: 0 is not a retry (skipping it dropped every mention, DM and file share in Socket Mode)."""
+    retries = request.headers.get("x-slack-retry-num") or ()
+    if body.get("type") == "event_callback" and any(str(n).strip() not in ("", "0") for n in retries):
         return BoltResponse(status=200, body="")
     return next()
 

@@ -97,11 +97,14 @@ class FakeSocketMode:
             if not self._cond.wait_for(lambda: self.connections >= count and self._client is not None, timeout):
                 raise TimeoutError(f"no Socket Mode connection within {timeout} s (refused: {self.refused})")
 
-    def send(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = True) -> str:
+    def send(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = True,
+             retry_attempt: int = 0, retry_reason: str = "") -> str:
+        """Deliver an envelope; `retry_attempt` 1, 2, ... (with a `retry_reason` such as "timeout") is how Slack
+        re-delivers an event it thinks was not acknowledged (0: the first delivery, as every envelope says)."""
         envelope_id = str(uuid.uuid4())
         self._send_json({"envelope_id": envelope_id, "type": kind, "payload": payload,
-                         "accepts_response_payload": accepts_response_payload, "retry_attempt": 0,
-                         "retry_reason": ""})
+                         "accepts_response_payload": accepts_response_payload, "retry_attempt": retry_attempt,
+                         "retry_reason": retry_reason})
         return envelope_id
 
     def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> dict[str, Any]:
