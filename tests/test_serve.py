@@ -127,7 +127,9 @@ def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(sl
     """`pandora serve --socket`, as a developer runs it: the app token opens a Socket Mode connection
     (apps.connections.open, then the WebSocket of tests/fakes/slack_socket.py), a slash command and an
     @-mention arriving as envelopes are acknowledged over it and answered in the channel (a re-delivered event only
-    acknowledged: the first delivery's `retry_attempt` 0 is no retry), the sidecar still
+    acknowledged: the first delivery's `retry_attempt` 0 is no retry), a modal's bad input is answered in the
+    submission's acknowledgement (`response_action: errors`, the ack's payload), a CSV dropped in the channel
+    gets its import preview, the sidecar still
     answers HTTP, a `disconnect` from Slack is followed by a new connection that keeps serving, and SIGTERM stops
     everything cleanly."""
     import os
@@ -136,7 +138,8 @@ def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(sl
     import sys
     from urllib.parse import parse_qsl
 
-    from tests.fakes.slack_requests import command_form, event_json
+    from tests.fakes.slack_requests import command_form, event_json, view_submission
+    from tests.test_slack_views import _values
 
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": slack_settings.database_url, "PANDORA_SECRET_KEY": slack_settings.secret_key,
@@ -152,28 +155,54 @@ def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(sl
         socket_mode.wait_connected(timeout=60)
         assert slack.tokens_used[slack.calls.index(("apps.connections.open", {}))] == slack.app_token
 
-        def answer(kind: str, payload: dict) -> str:
+        def answer(kind: str, payload: dict) -> dict:
             before = len(slack.messages_in(CHANNEL_ID))
             envelope = socket_mode.send(kind, payload)
             assert socket_mode.wait_ack(envelope)["envelope_id"] == envelope
             for _ in range(400):  # the answer follows the ack, from the lazy listener
                 if len(slack.messages_in(CHANNEL_ID)) > before:
-                    return slack.messages_in(CHANNEL_ID)[-1]["text"]
+                    return slack.messages_in(CHANNEL_ID)[-1]
                 time.sleep(0.05)
             raise AssertionError(f"no answer to {kind} {payload}")
 
         def command(text: str) -> str:
-            return answer("slash_commands", {**dict(parse_qsl(command_form(text))), "is_enterprise_install": "false"})
+            return answer("slash_commands", {**dict(parse_qsl(command_form(text))),
+                                             "is_enterprise_install": "false"})["text"]
 
         assert command("status").startswith("Status of")
         mention = json.loads(event_json({"type": "app_mention", "user": "U0USER", "text": "<@UBOT> status",
                                          "channel": CHANNEL_ID, "ts": "1700000000.000100"}))
-        assert answer("events_api", mention).startswith("Status of")
+        assert answer("events_api", mention)["text"].startswith("Status of")
         answered = len(slack.messages_in(CHANNEL_ID))
         retry = socket_mode.send("events_api", mention, retry_attempt=1, retry_reason="timeout")
         socket_mode.wait_ack(retry)
         time.sleep(1.0)
         assert len(slack.messages_in(CHANNEL_ID)) == answered  # a re-delivery is acked, not answered twice
+
+        # a modal: opened by a command, its bad input answered in the submission's acknowledgement
+        socket_mode.wait_ack(socket_mode.send("slash_commands", {**dict(parse_qsl(command_form("context"))),
+                                                                 "is_enterprise_install": "false"}))
+        for _ in range(200):
+            if slack.calls_to("views.open"):
+                break
+            time.sleep(0.05)
+        view = slack.calls_to("views.open")[-1]["view"]
+        submitted = socket_mode.send("interactive", view_submission(view, _values(view, {"ctx_business_model": "{x"})))
+        ack = socket_mode.wait_ack(submitted)["payload"]
+        assert ack["response_action"] == "errors" and "not valid JSON" in ack["errors"]["ctx_business_model"]
+
+        # a CSV dropped in the channel (file_shared) gets its import preview
+        slack.add_file("F1", "deals.csv", b"Record ID,Deal Name,Amount\n1,Acme renewal,1200\n", "csv", "text/csv",
+                       channels=[CHANNEL_ID])
+        shared = json.loads(event_json({"type": "file_shared", "file_id": "F1", "user_id": "U0USER",
+                                        "channel_id": CHANNEL_ID, "file": {"id": "F1"}, "event_ts": "1700000001.1"}))
+        reading = answer("events_api", shared)  # "Reading deals.csv…", then updated in place to the preview
+        for _ in range(200):
+            preview = slack.message(reading["ts"])
+            if "Import preview" in json.dumps(preview.get("blocks") or []):
+                break
+            time.sleep(0.05)
+        assert preview["blocks"][0]["text"]["text"] == "Import preview: deals.csv"
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["ok"] is True
 
         socket_mode.disconnect("refresh_requested")
