@@ -255,7 +255,7 @@ def test_subitems_are_tasks_of_their_parent_board_and_follow_the_parent_deal(db,
     """A chosen board's subitems column names its subitems board, which is synced with it: each subitem is a
     task of the parent board (its project) with `parent_item`, its cells read with the subitems board's columns; a
     subitem naming no deal takes its parent's and follows it when the parent moves, one naming its own keeps it;
-    a deleted subitem is marked through the subitems board's activity log."""
+    a deleted subitem is marked through the activity log, its own board's or its parent's."""
     from tests.fakes.monday_api import STATUS_LABELS
 
     with db.connection() as conn:
@@ -293,10 +293,13 @@ def test_subitems_are_tasks_of_their_parent_board_and_follow_the_parent_deal(db,
     assert deals() == {"701": "9001", "7011": "9001", "7012": "9002"}
     monday.update_item("701", cells=[cell("deal", "text", "Initech pilot", "Initech pilot")])
     monday.delete_item("7012")
+    monday.delete_item("7011", logged_on="555")  # logged on the parent board: still read with its own columns
     report = engine.run(workspace["id"], "monday")
     assert report.status == "succeeded", report.error
     assert deals() == {"701": "9002", "7011": "9002", "7012": "9002"}
-    assert tasks(db, workspace)["7012"]["deleted_at"] is not None
+    got = tasks(db, workspace)
+    assert got["7012"]["deleted_at"] is not None and got["7011"]["deleted_at"] is not None
+    assert got["7011"]["status"] == "Done" and got["7011"]["custom_fields"] == pack["custom_fields"]
 
 
 def test_bad_column_json_is_kept_as_text_and_never_fails_the_sync(db, vault, workspace, connector, monday, engine):

@@ -213,9 +213,9 @@ class MondayConnector:
         path = split_url(ctx.metadata.get("api_url") or self.api_url)[1]
         users = users_by_id(ctx.metadata)
         out: list[Stream] = []
-        for info in ctx.metadata.get("board_info") or []:
-            board = Board(info, ctx.metadata)
-            out += [self._items(board, users, path), self._removals(board, users, path)]
+        boards = {b.id: b for b in (Board(info, ctx.metadata) for info in ctx.metadata.get("board_info") or [])}
+        for board in boards.values():
+            out += [self._items(board, users, path), self._removals(board, users, path, boards)]
         return out
 
     def _items(self, board: Board, users: dict[str, dict[str, Any]], path: str) -> Stream:
@@ -231,7 +231,13 @@ class MondayConnector:
             normalize=lambda record, ctx: normalize_item(record, board, users),
         )
 
-    def _removals(self, board: Board, users: dict[str, dict[str, Any]], path: str) -> Stream:
+    def _removals(self, board: Board, users: dict[str, dict[str, Any]], path: str,
+                  boards: dict[str, Board]) -> Stream:
+        """A removed item is read with its own board's columns: a subitem's removal may be logged on its parent
+        board (monday logs subitem events with parent_board_id)."""
+        def own_board(item: dict[str, Any]) -> Board:
+            return boards.get(str((item.get("board") or {}).get("id")), board)
+
         first_from = iso_utc(time.time() - FIRST_LOOK_BACK.total_seconds())
         return Stream(
             name=f"removals:{board.id}", entity="tasks", path=path, method="POST",
@@ -242,7 +248,7 @@ class MondayConnector:
             since=lambda cursor: {"json": {"variables": {"from": iso_utc(log_time(cursor) or 0)}}},
             enrich=lambda client, records, ctx: self._attach_items(client, records, path),
             normalize=lambda record, ctx: None,  # the log entry itself is not a task; its items are (`related`)
-            related=lambda record, ctx: [("tasks", row) for row in (normalize_item(i, board, users)
+            related=lambda record, ctx: [("tasks", row) for row in (normalize_item(i, own_board(i), users)
                                                                      for i in record.get("_items") or []) if row],
         )
 

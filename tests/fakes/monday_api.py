@@ -178,24 +178,25 @@ class FakeMonday(FakeServer):
         item["updated_at"] = iso(self.now())
         self._log(item, "update_name" if name is not None else "update_column_value")
 
-    def _log(self, item: dict[str, Any], event: str) -> None:
+    def _log(self, item: dict[str, Any], event: str, board: str | None = None) -> None:
         stamp = self.now()
-        self.logs.setdefault(item["_board"], []).append({
+        self.logs.setdefault(board or item["_board"], []).append({
             "id": str(uuid.uuid4()), "event": event, "entity": "pulse", "account_id": "123456",
             "user_id": "4012345", "created_at": str(int(stamp * 1e7)),
             "data": json.dumps({"board_id": int(item["_board"]), "group_id": item["group"]["id"],
                                 "pulse_id": int(item["id"]), "pulse_name": item["name"]})})
 
-    def _set_state(self, item_id: str, state: str, event: str) -> None:
+    def _set_state(self, item_id: str, state: str, event: str, logged_on: str | None = None) -> None:
         item = self.items[str(item_id)]
         item["state"], item["updated_at"] = state, iso(self.now())
-        self._log(item, event)
+        self._log(item, event, logged_on)
 
     def archive_item(self, item_id: str) -> None:
         self._set_state(item_id, "archived", "archive_pulse")
 
-    def delete_item(self, item_id: str) -> None:
-        self._set_state(item_id, "deleted", "delete_pulse")
+    def delete_item(self, item_id: str, *, logged_on: str | None = None) -> None:
+        """`logged_on`: the board whose activity log records it (monday may log a subitem's on its parent's)."""
+        self._set_state(item_id, "deleted", "delete_pulse", logged_on)
 
     def restore_item(self, item_id: str) -> None:
         self._set_state(item_id, "active", "restore_pulse")
