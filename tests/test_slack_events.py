@@ -78,3 +78,19 @@ def test_file_shared_by_the_bot_itself_is_ignored(sender, slack):
 def test_uninstall_in_single_workspace_mode_is_acknowledged(sender, slack):
     assert sender.event({"type": "app_uninstalled"}).status_code == 200
     assert sender.event({"type": "tokens_revoked", "tokens": {"bot": ["UBOT"]}}).status_code == 200
+
+
+def test_the_request_url_check_and_slacks_ssl_check_are_answered(sender, slack):
+    """Saving the Request URL in the app's settings sends a signed `url_verification` whose `challenge` must come
+    back; Slack's periodic `ssl_check=1` must get a 200. Neither reaches a listener or the Web API."""
+    import json
+
+    response = sender.post(json.dumps({"token": "legacy", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                                       "type": "url_verification"}), "application/json")
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    ssl = sender.post("ssl_check=1&token=legacy", "application/x-www-form-urlencoded")
+    assert ssl.status_code == 200
+    forged = sender.post(json.dumps({"challenge": "x", "type": "url_verification"}), "application/json", secret="wrong")
+    assert forged.status_code == 401
+    assert slack.calls == []
