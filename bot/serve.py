@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.reply import Reply
+from bot.slack.app import awaiting_ack
 from core.errors import ConfigError
 from core.settings import Settings
 
@@ -49,15 +50,8 @@ class ThreadedSlackRequestHandler(SlackRequestHandler):
 
     def _dispatch(self, bolt_req):
         # Tell the lazy runner a request awaits its ack, so slow work started by earlier requests waits for it.
-        lazy = self.app.listener_runner.lazy_listener_runner
-        tracking = hasattr(lazy, "request_started")
-        if tracking:
-            lazy.request_started()
-        try:
+        with awaiting_ack(self.app):
             return self.app.dispatch(bolt_req)
-        finally:
-            if tracking:
-                lazy.request_finished()
 
 
 def digest_poster(db, settings: Settings) -> Callable[[str, str, Reply], None]:
@@ -169,6 +163,19 @@ def serving_in_thread(asgi: Starlette, *, host: str = "127.0.0.1", port: int = 0
         thread.join(timeout)
 
 
+def socket_mode_handler(bolt_app: App, app_token: str):
+    """Bolt's Socket Mode handler, telling the lazy runner about each envelope until its ack is sent, as the HTTP
+    handler does for each request (`awaiting_ack`). Not connected yet: `.connect()` starts its threads."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    class AcksFirstSocketModeHandler(SocketModeHandler):
+        def handle(self, client, req):  # sends the envelope's ack before it returns
+            with awaiting_ack(self.app):
+                super().handle(client, req)
+
+    return AcksFirstSocketModeHandler(bolt_app, app_token)
+
+
 def _return_after_sigterm() -> None:
     """uvicorn shuts down gracefully on SIGTERM (a deploy, `kill`, systemd) and then raises the signal again for
     the handler that was there before its own; Python's default one would end the process at once, before
@@ -198,9 +205,7 @@ def serve(settings: Settings, *, socket: bool = False, host: str | None = None, 
         asgi = build_asgi(db, settings, bolt_app=bolt_app)
         socket_handler = None
         if socket:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            socket_handler = SocketModeHandler(bolt_app, settings.slack_app_token)
+            socket_handler = socket_mode_handler(bolt_app, settings.slack_app_token)
             socket_handler.connect()  # background threads; uvicorn below keeps the process (and sidecar) up
         try:
             _return_after_sigterm()

@@ -218,3 +218,37 @@ def test_pandora_serve_socket_mode_answers_over_the_connection_and_reconnects(sl
             output = server.communicate()[0]
     assert server.returncode == 0, output  # it went through serve()'s clean-up, not killed by the signal
     assert "will be unused" not in output  # Bolt's warning about SLACK_BOT_TOKEN, which our client carries
+
+
+def test_an_envelope_holds_back_lazy_work_until_its_ack_is_sent(db, slack_settings, slack):
+    """Over Socket Mode as over HTTP, slow work started by earlier requests waits while a request awaits its ack
+    (AcksFirstLazyRunner): the handler reports the envelope from dispatch until the ack has been sent."""
+    import logging
+    from urllib.parse import parse_qsl
+
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    from bot.serve import socket_mode_handler
+    from tests.fakes.slack_requests import command_form
+
+    settings = dataclasses.replace(slack_settings, slack_app_token=slack.app_token)
+    app = build_app(db, settings, socket_mode=True)
+    lazy, seen = app.listener_runner.lazy_listener_runner, []
+    dispatch = app.dispatch
+    app.dispatch = lambda req: (seen.append(("dispatch", lazy._pending)), dispatch(req))[1]
+
+    class Client:  # what the handler sends the ack through
+        logger = logging.getLogger("test.socket_mode")
+
+        def send_socket_mode_response(self, response):
+            seen.append(("ack", lazy._pending, response.envelope_id))
+
+    payload = {**dict(parse_qsl(command_form("status"))), "is_enterprise_install": "false"}
+    socket_mode_handler(app, slack.app_token).handle(
+        Client(), SocketModeRequest(type="slash_commands", envelope_id="e-1", payload=payload))
+    assert seen == [("dispatch", 1), ("ack", 1, "e-1")] and lazy._pending == 0
+    for _ in range(200):  # and the lazy work then answered
+        if slack.messages_in(CHANNEL_ID):
+            break
+        time.sleep(0.05)
+    assert slack.messages_in(CHANNEL_ID)[0]["text"].startswith("Status of")

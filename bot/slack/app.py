@@ -12,6 +12,7 @@ itself and never holds a token outside the WebClient / installation store.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -63,11 +64,26 @@ class InlineLazyListenerRunner(LazyListenerRunner):
         build_runnable_function(func=function, logger=self.logger, request=request)()
 
 
+@contextlib.contextmanager
+def awaiting_ack(app: App):
+    """Around the dispatch of one Slack request (over HTTP or Socket Mode) until its ack is out: lazy work holds
+    back meanwhile (AcksFirstLazyRunner; other runners ignore it)."""
+    lazy = app.listener_runner.lazy_listener_runner
+    tracking = hasattr(lazy, "request_started")
+    if tracking:
+        lazy.request_started()
+    try:
+        yield
+    finally:
+        if tracking:
+            lazy.request_finished()
+
+
 class AcksFirstLazyRunner(ThreadLazyListenerRunner):
     """Lazy listeners on their own thread pool, started only once no Slack request is waiting for its ack (or
     after `max_wait`, so steady traffic cannot starve them). On a small box, skills and syncs holding the GIL
-    would otherwise push a burst of acks towards Slack's 3 s limit. The HTTP handler (bot/serve.py) reports
-    requests with `request_started` / `request_finished`."""
+    would otherwise push a burst of acks towards Slack's 3 s limit. The HTTP and Socket Mode handlers
+    (bot/serve.py) report requests through `awaiting_ack`."""
 
     def __init__(self, logger: logging.Logger, executor: ThreadPoolExecutor, *, max_wait: float = 1.0) -> None:
         super().__init__(logger=logger, executor=executor)
