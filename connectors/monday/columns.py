@@ -155,24 +155,24 @@ def column_settings(column: dict[str, Any]) -> dict[str, Any]:
     the subitems board it shows (`board_ids`, from `boardIds`)."""
     out = {"id": str(column.get("id")), "title": column.get("title") or str(column.get("id")),
            "type": column.get("type")}
+    if column.get("type") not in ("subtasks", "status", "color"):
+        return out
+    try:
+        settings = json.loads(column.get("settings_str") or "{}")
+    except (TypeError, ValueError):
+        settings = {}
+    if not isinstance(settings, dict):
+        settings = {}
     if column.get("type") == "subtasks":
-        try:
-            settings = json.loads(column.get("settings_str") or "{}")
-        except (TypeError, ValueError):
-            settings = {}
-        ids = settings.get("boardIds") if isinstance(settings, dict) else None
+        ids = settings.get("boardIds")
         out["board_ids"] = [str(i) for i in ids if i not in (None, "")] if isinstance(ids, list) else []
-    if column.get("type") in ("status", "color"):
-        try:
-            settings = json.loads(column.get("settings_str") or "{}")
-        except (TypeError, ValueError):
-            settings = {}
-        labels = settings.get("labels") if isinstance(settings, dict) else None
+    else:
+        labels = settings.get("labels")
         if isinstance(labels, dict):
             out["labels"] = {str(k): v for k, v in labels.items()}
         elif isinstance(labels, list):  # newer boards: [{"id", "label"}]
             out["labels"] = {str(x.get("id")): x.get("label") for x in labels if isinstance(x, dict)}
-        done = settings.get("done_colors") if isinstance(settings, dict) else None
+        done = settings.get("done_colors")
         if isinstance(done, list):
             out["done"] = [str(i) for i in done]
     return out
