@@ -73,7 +73,7 @@ from core.context import get_context, lookup
 from core.errors import InputError
 from core.pipeline import PipelineRun, register_step
 from core.pipeline.domains import FREE_MAIL, internal_domains, last_used
-from core.pipeline.participants import email_key
+from core.pipeline.participants import email_key, marked_internal
 
 SEVERITIES = ("high", "medium", "low")
 MAX_LIMIT = 500
@@ -229,9 +229,10 @@ def flag_conversations_without_deals(conn: psycopg.Connection, run: PipelineRun)
 def _internal(p: str) -> str:
     """Participant `p` is one of us: the internal filter's rule (an email's domain decides when internal domains
     are known; otherwise, and for participants without an email, their `affiliation`)."""
-    return (f"(CASE WHEN btrim({p}->>'email') LIKE '%%_@_%%' AND cardinality(%(internal_domains)s::text[]) > 0"
-            f" THEN lower(split_part(btrim({p}->>'email'), '@', 2)) = ANY(%(internal_domains)s::text[])"
-            f" ELSE lower(btrim({p}->>'affiliation')) = 'internal' END)")
+    email, marked = email_key(f"{p}->>'email'"), marked_internal(f"{p}->>'affiliation'")
+    return (f"(CASE WHEN {email} LIKE '%%_@_%%' AND cardinality(%(internal_domains)s::text[]) > 0"
+            f" THEN split_part({email}, '@', 2) = ANY(%(internal_domains)s::text[])"
+            f" ELSE {marked} END)")
 
 
 _P_EMAIL, _ORGANIZER = email_key("p.v->>'email'"), email_key("c.organizer_email")
