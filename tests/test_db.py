@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.db.database import Database, check_connect, describe
+from core.db.embedded import _changes
 from core.errors import DatabaseError
 
 
@@ -40,3 +41,17 @@ def test_threads_sharing_a_fresh_database_open_its_pool_once(db_url):
 
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(one, range(16))) == [1] * 16
+
+
+def test_embedded_settings_restart_the_server_only_for_what_is_read_at_start():
+    running = {"shared_buffers": ("4017MB", "postmaster"), "wal_buffers": ("251MB", "postmaster"),
+               "max_wal_size": ("4GB", "sighup"), "effective_cache_size": ("12051MB", "user")}
+    wanted = {"shared_buffers": "4017MB", "wal_buffers": "251MB", "max_wal_size": "4096MB",
+              "effective_cache_size": "12051MB"}
+    assert _changes(running, wanted) == ({}, False)  # the same values, spelled otherwise
+    assert _changes(running, {**wanted, "max_wal_size": "8GB"}) == ({"max_wal_size": "8GB"}, False)
+    # The old code asked pg_settings.pending_restart right after the (asynchronous) reload and could miss it.
+    assert _changes(running, {**wanted, "wal_buffers": "16MB"}) == ({"wal_buffers": "16MB"}, True)
+    assert _changes({**running, "shared_buffers": ("128MB", "postmaster")}, wanted) == (
+        {"shared_buffers": "4017MB"}, True)
+

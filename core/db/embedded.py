@@ -105,16 +105,24 @@ def _tune(uri: str) -> bool:
 
     wanted = settings_for(_memory_bytes())
     with psycopg.connect(uri, autocommit=True) as conn:
-        current = dict(conn.execute(
-            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", [list(wanted)]).fetchall())
-        changed = {k: v for k, v in wanted.items() if _normal(current.get(k)) != _normal(v)}
+        current = {name: (value, context) for name, value, context in conn.execute(
+            "SELECT name, current_setting(name), context FROM pg_settings WHERE name = ANY(%s)", [list(wanted)]).fetchall()}
+        changed, restart = _changes(current, wanted)
         for name, value in changed.items():
             conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")  # names and values come from settings_for
-        if not changed:
-            return False
-        conn.execute("SELECT pg_reload_conf()")
-        pending = conn.execute("SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()[0]
-    return pending > 0
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
+    return restart
+
+
+def _changes(current: dict[str, tuple[str, str]], wanted: dict[str, str]) -> tuple[dict[str, str], bool]:
+    """The settings to change ({name: value}) and whether that needs a restart: one of them is read only when the
+    server starts (context 'postmaster': shared_buffers, wal_buffers). Decided from the context, not from
+    pg_settings.pending_restart after pg_reload_conf(): the reload is asynchronous, and a session that looks at
+    once may see nothing pending yet (seen here: the server went on with its old shared_buffers and wal_buffers).
+    A setting written earlier but never applied still differs from the running value, so it is applied now."""
+    changed = {k: v for k, v in wanted.items() if _normal(current.get(k, (None, ""))[0]) != _normal(v)}
+    return changed, any(current.get(k, (None, ""))[1] == "postmaster" for k in changed)
 
 
 def _normal(value: str | None) -> str | None:
