@@ -637,8 +637,10 @@ def benchmark(url: str, args) -> None:
         with db.connection() as conn:
             ws = str(create_workspace(conn, "Bench")["id"])
         show = {k: admin.execute(f"SHOW {k}").fetchone()[0]
-                for k in ("server_version", "shared_buffers", "work_mem", "max_parallel_workers_per_gather", "jit")}
-        print(f"PostgreSQL {show['server_version']} (shared_buffers {show['shared_buffers']}, work_mem "
+                for k in ("server_version", "shared_buffers", "wal_buffers", "work_mem", "max_parallel_workers_per_gather",
+                          "jit")}
+        print(f"PostgreSQL {show['server_version']} (shared_buffers {show['shared_buffers']}, wal_buffers "
+              f"{show['wal_buffers']}, work_mem "
               f"{show['work_mem']}, max_parallel_workers_per_gather {show['max_parallel_workers_per_gather']}, jit "
               f"{show['jit']}), psycopg {psycopg.__version__} ({psycopg.pq.__impl__}, libpq {psycopg.pq.version()}), "
               f"Python {sys.version.split()[0]}, {platform.machine()} x{os.cpu_count()} cpus, "

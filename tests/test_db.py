@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from core.db.database import Database, check_connect, describe
-from core.db.embedded import _changes
+from core.db.embedded import _changes, settings_for
 from core.errors import DatabaseError
 
 
@@ -55,3 +55,8 @@ def test_embedded_settings_restart_the_server_only_for_what_is_read_at_start():
     assert _changes({**running, "shared_buffers": ("128MB", "postmaster")}, wanted) == (
         {"shared_buffers": "4017MB"}, True)
 
+
+def test_wal_buffers_grow_with_shared_buffers():
+    big, small = settings_for(24 * 1024**3), settings_for(1024**3)
+    assert (big["shared_buffers"], big["wal_buffers"]) == ("4096MB", "256MB")
+    assert (small["shared_buffers"], small["wal_buffers"]) == ("170MB", "16MB")  # never below the default's cap

@@ -94,9 +94,12 @@ def settings_for(memory: int) -> dict[str, str]:
     """Server settings for this machine. The package's initdb defaults (128 MB of shared buffers) make every
     pipeline step re-read a large workspace through the kernel: a sixth of RAM (128 MB to 4 GB) keeps a
     workspace of a few million rows in the buffer cache, and a larger WAL budget keeps bulk loads from
-    checkpointing every few seconds."""
+    checkpointing every few seconds. WAL buffers of a sixteenth of that (the default caps them at 16 MB): a
+    first pipeline run writes 2 GB of WAL, mostly full-page images, and with 16 MB its statements filled the
+    buffers ~100k times, each time writing WAL out themselves (bench/pipeline.py's first run ~9 % slower)."""
     mb = max(128, min(4096, memory // (6 * 1024 * 1024))) if memory else 128
-    return {"shared_buffers": f"{mb}MB", "max_wal_size": "4GB", "effective_cache_size": f"{max(mb * 3, 512)}MB"}
+    return {"shared_buffers": f"{mb}MB", "max_wal_size": "4GB", "wal_buffers": f"{max(16, mb // 16)}MB",
+            "effective_cache_size": f"{max(mb * 3, 512)}MB"}
 
 
 def _tune(uri: str) -> bool:
