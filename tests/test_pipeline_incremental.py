@@ -530,6 +530,105 @@ def test_after_a_failed_step_the_next_incremental_run_still_sees_what_the_sync_w
     assert deal["stage_normalized"] == "qualification" and deal["deal_risk"] is not None
 
 
+def test_an_incremental_run_right_after_a_full_run_takes_none_of_its_links_for_a_change(db, workspace, monkeypatch):
+    """The pipeline's own stamps (links, inferred deal contacts) that a complete run wrote were followed by that
+    run: the next incremental run, with nothing synced in between, rescores nothing. It used to look at every
+    row the full run linked (linked_at after the full run's start): on the bench's workspace 30 s instead of 1."""
+    from core.pipeline import computed
+
+    write_dataset(db, workspace["id"], generate(seed=5, scale=1))  # ends with a full pipeline run
+    with db.connection() as conn:
+        linked = conn.execute("SELECT count(*) AS n FROM conversations WHERE workspace_id = %s AND linked_at IS NOT NULL",
+                              (workspace["id"],)).fetchone()["n"]
+    assert linked > 10
+    scoped: dict[str, list] = {}
+    real = computed._affected
+
+    def recording(conn, run, params, table, *args, **kw):
+        scoped[table] = real(conn, run, params, table, *args, **kw)
+        return scoped[table]
+
+    monkeypatch.setattr(computed, "_affected", recording)
+    report = run_post_sync(db, workspace["id"], incremental=True)
+    assert scoped.keys() >= {"deals", "contacts"} and not any(scoped.values()), scoped
+    assert all(not s["changed"] for s in report), report
+
+
+def test_links_a_failed_run_made_are_followed_by_the_next_run(db, workspace, monkeypatch):
+    """A run that fails after its linker committed never scored what it linked; the next incremental run looks at
+    the links made since the last COMPLETE run ended, so it does."""
+    from datetime import timedelta
+
+    import core.pipeline as pipeline
+
+    ws, now = workspace["id"], datetime.now(timezone.utc)
+    call_at = now - timedelta(days=3)
+    with db.connection() as conn:
+        upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+        upsert_rows(conn, "deals", ws, [{"source": "hubspot", "source_id": "d1", "name": "Pilot", "stage": "qualifiedtobuy",
+                                         "account_source_id": "a1", "source_created_at": now - timedelta(days=60)}])
+        upsert_rows(conn, "conversations", ws, [{
+            "source": "gong", "source_id": "cv1", "title": "Acme call", "started_at": call_at,
+            "participants": [{"name": "Rep", "email": "rep@ourco.io", "affiliation": "internal"},
+                             {"name": "Late", "email": "late@acme.io", "affiliation": "external"}]}])
+    run_post_sync(db, ws, as_of=now)  # nobody at acme.io is known yet: the call stays unlinked
+    with db.connection() as conn:
+        upsert_rows(conn, "contacts", ws, [{"source": "hubspot", "source_id": "c1", "email": "late@acme.io",
+                                            "account_source_id": "a1"}])
+    computed = pipeline._STEPS["computed_deals"]
+
+    def broken(conn, run):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setitem(pipeline._STEPS, "computed_deals", pipeline.Step(computed.name, computed.order, broken,
+                                                                          computed.independent_of))
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        run_post_sync(db, ws, incremental=True, as_of=now)
+    monkeypatch.setitem(pipeline._STEPS, "computed_deals", computed)
+    with db.connection() as conn:
+        call = conn.execute("SELECT deal_id, linked_at FROM conversations WHERE workspace_id = %s", (ws,)).fetchone()
+        assert call["deal_id"] is not None  # the linker's step committed before the failure
+        assert conn.execute("SELECT last_activity_at FROM deals WHERE workspace_id = %s", (ws,)).fetchone()[
+            "last_activity_at"] is None
+    run_post_sync(db, ws, incremental=True, as_of=now)
+    with db.connection() as conn:
+        assert conn.execute("SELECT last_activity_at FROM deals WHERE workspace_id = %s", (ws,)).fetchone()[
+            "last_activity_at"] == call_at
+        assert conn.execute("SELECT last_activity_at FROM accounts WHERE workspace_id = %s", (ws,)).fetchone()[
+            "last_activity_at"] == call_at
+
+
+def test_runs_of_one_workspace_wait_for_each_other(db, workspace, monkeypatch):
+    """Two syncs ending at once start two runs; the second starts its steps only once the first has ended."""
+    import threading
+    import time as clock
+
+    import core.pipeline as pipeline
+
+    inside, release, spans = threading.Event(), threading.Event(), []
+
+    def step(conn, run):
+        started = clock.perf_counter()
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(10)
+        spans.append((started, clock.perf_counter()))
+        return {}
+
+    monkeypatch.setattr(pipeline, "_STEPS", {"only": pipeline.Step("only", 1, step)})
+    monkeypatch.setattr(pipeline, "_load_builtin", lambda: None)
+    first = threading.Thread(target=run_post_sync, args=(db, workspace["id"]))
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=run_post_sync, args=(db, workspace["id"]), kwargs={"incremental": True})
+    second.start()
+    clock.sleep(0.5)
+    assert spans == []  # the second run waits while the first is inside its step
+    release.set()
+    first.join(10), second.join(10)
+    assert len(spans) == 2 and spans[1][0] >= spans[0][1]
+
+
 def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, monkeypatch):
     """A step waits for every lower-ordered step except those it is independent of; a failed step stops the
     steps after it from starting, and its error is the run's."""
@@ -624,12 +723,12 @@ def test_only_a_conversations_date_or_deletion_rescores_its_deal_and_account(db,
                                          "account_source_id": "a1", "source_created_at": now - timedelta(days=60)}])
         upsert_rows(conn, "conversations", ws, convs)
     run_post_sync(db, ws, as_of=now)
-    run_post_sync(db, ws, incremental=True, as_of=now)  # past what the full run linked (linked_at after its start)
 
     def scope() -> tuple[set, set]:
         with db.connection() as conn:
-            since = conn.execute("SELECT pipeline_seen_from FROM workspaces WHERE id = %s", (ws,)).fetchone()
-            run = PipelineRun(ws, since["pipeline_seen_from"], as_of=now)
+            since = conn.execute("SELECT pipeline_seen_from, pipeline_done_at FROM workspaces WHERE id = %s",
+                                 (ws,)).fetchone()
+            run = PipelineRun(ws, since["pipeline_seen_from"], as_of=now, own_since=since["pipeline_done_at"])
             deals = _affected(conn, run, parameters(run), "deals")
             return set(deals), set(run.noted("accounts.affected"))
 
@@ -687,8 +786,9 @@ def test_an_incremental_run_rescores_who_joined_or_left_a_conversation_not_every
 
     def scope() -> set[str]:
         with db.connection() as conn:
-            since = conn.execute("SELECT pipeline_seen_from FROM workspaces WHERE id = %s", (ws,)).fetchone()
-            run = PipelineRun(ws, since["pipeline_seen_from"], as_of=now)
+            since = conn.execute("SELECT pipeline_seen_from, pipeline_done_at FROM workspaces WHERE id = %s",
+                                 (ws,)).fetchone()
+            run = PipelineRun(ws, since["pipeline_seen_from"], as_of=now, own_since=since["pipeline_done_at"])
             find_contact_scope(conn, run)
             ids = run.noted("contacts.participant")
             return {r["source_id"] for r in conn.execute(

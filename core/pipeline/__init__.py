@@ -10,6 +10,12 @@ each receives a pooled connection (its own transaction, so one slow step never h
   start of a transaction still open then: `SEEN_FROM`), and a step may limit its work to
   rows created or updated since then (entity `updated_at` moves only when a sync or import changed a row; the
   pipeline's own updates never touch it; `changed_since` says it for each table) plus whatever those rows affect;
+- `own_since`: from when the pipeline's OWN stamps (`linked_at`, the deal_contacts links the association steps
+  write: `deal_contacts_changed`) are news: the end of the previous complete run (`pipeline_done_at`, migration 0029).
+  Runs of a workspace never overlap (an advisory lock), so what was stamped before it was stamped by runs
+  that completed, and their later steps already followed it (`since`, earlier, would take a full run's every
+  link for a change); what a failed run stamped after it is followed by the next one. None on a full run;
+  `since` when not given (no complete run recorded its end: a workspace migrated from before 0029);
 - `context`: the workspace's context layer (thresholds, internal domains), read once per run;
 - `as_of`: "now" for time-based rules (days in stage, staleness), fixed per run so tests can pin it.
 A step returns a dict of counts of what it changed; a second run over unchanged data returns nothing.
@@ -36,8 +42,13 @@ class PipelineRun:
     context: dict[str, Any] = field(default_factory=dict)
     as_of: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     changed_ids: dict[str, set] = field(default_factory=dict)
+    own_since: datetime | None = None
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Never before `since`: the pipeline's stamps older than that were followed by an earlier run anyway.
+        self.own_since = None if self.since is None else max(self.own_since or self.since, self.since)
 
     def note(self, key: str, ids) -> None:
         """Record the ids of rows a step changed without moving their updated_at ("contacts.account_id"), so
@@ -59,8 +70,9 @@ class PipelineRun:
 
     @property
     def params(self) -> dict[str, Any]:
-        """Named parameters every step's SQL may use: workspace_id, since (NULL = everything) and as_of."""
-        return {"workspace_id": self.workspace_id, "since": self.since, "as_of": self.as_of}
+        """Named parameters every step's SQL may use: workspace_id, since (NULL = everything), own_since and as_of."""
+        return {"workspace_id": self.workspace_id, "since": self.since, "own_since": self.own_since,
+                "as_of": self.as_of}
 
 
 def changed_since(table: str, alias: str = "") -> str:
@@ -83,6 +95,20 @@ def deal_links_changed(alias: str = "") -> str:
     p = f"{alias}." if alias else ""
     return (f"{p}updated_at > %(since)s AND ({p}created_at > %(since)s OR {p}open_changed_at > %(since)s"
             f" OR {p}links_changed_at > %(since)s)")
+
+
+# deal_contacts links the pipeline writes itself (core.pipeline.associations); syncs write the others.
+OWN_ROLE_SOURCES = ("explicit_deal_name", "inferred_single_deal")
+
+
+def deal_contacts_changed(alias: str = "") -> str:
+    """SQL condition: a deal_contacts row written since the previous run: by a sync or import since `since`, by
+    the pipeline since `own_since` (the previous run's own links were followed by that run). Through the
+    (workspace_id, updated_at) range from `since` (never later than `own_since`)."""
+    p = f"{alias}." if alias else ""
+    own = ", ".join(f"'{r}'" for r in OWN_ROLE_SOURCES)
+    return (f"{p}updated_at > %(since)s AND ({p}updated_at > %(own_since)s OR {p}role_source IS NULL"
+            f" OR {p}role_source NOT IN ({own}))")
 
 
 StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]
@@ -151,23 +177,27 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
     `incremental` lets steps work only on what changed since the previous run of this workspace. The run's
     own watermark (taken as it starts) is stored only once every step has committed: after a failed step the
     next incremental run still starts where the last complete one did, so nothing written in between is lost
-    to it."""
+    to it. Runs of one workspace wait for each other (a session advisory lock, on a connection of their own
+    outside the pool the steps use): two syncs ending at once would otherwise update the same rows in two
+    orders, and `own_since` relies on it."""
     workspace_id = str(workspace_id)
-    with db.connection() as conn:
+    with db.connect(autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%(key)s, 0))", {"key": f"pipeline:{workspace_id}"})
         row = conn.execute(
-            f"SELECT COALESCE(pipeline_seen_from, pipeline_ran_at) AS previous, clock_timestamp() AS ran_at,"
-            f" {SEEN_FROM} AS seen_from FROM workspaces WHERE id = %(workspace_id)s",
+            f"SELECT COALESCE(pipeline_seen_from, pipeline_ran_at) AS previous, pipeline_done_at AS done,"
+            f" clock_timestamp() AS ran_at, {SEEN_FROM} AS seen_from FROM workspaces WHERE id = %(workspace_id)s",
             {"workspace_id": workspace_id},
         ).fetchone()
-        run = PipelineRun(workspace_id, row["previous"] if (incremental and row) else None, get_context(conn, workspace_id))
+        since = row["previous"] if (incremental and row) else None
+        run = PipelineRun(workspace_id, since, get_context(conn, workspace_id), own_since=row["done"] if row else None)
         if as_of is not None:
             run.as_of = as_of
-    report = _run_steps(db, run, steps())
-    if row is not None:
-        with db.connection() as conn:
-            conn.execute("UPDATE workspaces SET pipeline_ran_at = %(ran_at)s, pipeline_seen_from = %(seen_from)s"
-                         " WHERE id = %(workspace_id)s", {**row, "workspace_id": workspace_id})
-    return report
+        report = _run_steps(db, run, steps())
+        if row is not None:
+            conn.execute("UPDATE workspaces SET pipeline_ran_at = %(ran_at)s, pipeline_seen_from = %(seen_from)s,"
+                         " pipeline_done_at = clock_timestamp() WHERE id = %(workspace_id)s",
+                         {**row, "workspace_id": workspace_id})
+    return report  # closing the connection released the lock
 
 
 # Steps running at once. Each step's statements run on one server core (PostgreSQL plans no parallel workers

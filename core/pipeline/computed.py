@@ -106,7 +106,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from core.context import DEFAULTS, lookup
-from core.pipeline import PipelineRun, changed_since, register_step
+from core.pipeline import PipelineRun, changed_since, deal_contacts_changed, register_step
 from core.db.planner import planner
 from core.pipeline.lookups import rows_naming
 from core.pipeline.participants import email_key, marked_internal
@@ -380,11 +380,12 @@ _MOVED = {"deals": " RETURNING c.account_id, (c.was_last, c.was_health) IS DISTI
 
 
 def _changed(table: str, *also: str) -> str:
-    """This workspace's rows of `table` a sync or import wrote (`changed_since`) or, `also`, linked since the
-    previous run. An insert sets updated_at too, so new rows are found through the (workspace_id, updated_at)
-    index."""
+    """This workspace's rows of `table` a sync or import wrote (`changed_since`; deal_contacts: or the pipeline,
+    `deal_contacts_changed`) or, `also`, that a later run than the previous complete one linked (`own_since`).
+    An insert sets updated_at too, so new rows are found through the (workspace_id, updated_at) index."""
+    written = deal_contacts_changed() if table == "deal_contacts" else changed_since(table)
     return "workspace_id = %(workspace_id)s AND (" + " OR ".join(
-        [changed_since(table)] + [f"{col} > %(since)s" for col in also]) + ")"
+        [written] + [f"{col} > %(own_since)s" for col in also]) + ")"
 
 
 # A touch's deal, contact and account now, and those it last moved away from (migration 0021): both rescore.
@@ -405,7 +406,7 @@ WITH act AS MATERIALIZED (
      WHERE workspace_id = %(workspace_id)s AND COALESCE(timing_changed_at, created_at) > %(since)s
     UNION ALL
     SELECT v.* FROM conversations x {_NOW_AND_LEFT}
-     WHERE workspace_id = %(workspace_id)s AND linked_at > %(since)s
+     WHERE workspace_id = %(workspace_id)s AND linked_at > %(own_since)s
     UNION ALL
     SELECT v.* FROM conversations x {_NOW_AND_LEFT}
      WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_internal)s::uuid[])
@@ -425,7 +426,7 @@ WITH act AS MATERIALIZED (
     UNION SELECT unnest(%(participants)s::uuid[])  -- joined or left since: the contact_scope step's
     UNION SELECT ct.id FROM conversations cv {_PARTICIPANTS}  -- of those relinked or reclassified by this run
            WHERE cv.workspace_id = %(workspace_id)s
-             AND (cv.linked_at > %(since)s OR cv.id = ANY(%(noted_internal)s::uuid[]))
+             AND (cv.linked_at > %(own_since)s OR cv.id = ANY(%(noted_internal)s::uuid[]))
     UNION SELECT unnest(%(noted_contacts)s::uuid[])
     -- "on an open deal" moves for the contacts of deals that opened, closed or were deleted (by a sync or
     -- import: open_changed_at, migration 0017; by this run's stage step: noted), not of every affected deal

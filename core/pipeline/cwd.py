@@ -100,14 +100,14 @@ _SCOPE = """
 SELECT account_id FROM (
     SELECT c.account_id FROM conversations c
      WHERE c.workspace_id = %(workspace_id)s AND c.account_id IS NOT NULL
-       AND (c.updated_at >= %(since)s OR c.linked_at >= %(since)s OR c.id = ANY(%(noted_conversations)s::uuid[])
+       AND (c.updated_at >= %(since)s OR c.linked_at > %(own_since)s OR c.id = ANY(%(noted_conversations)s::uuid[])
             OR (c.started_at > %(since)s - interval '7 days' AND c.started_at <= %(as_of)s - interval '7 days')
             OR (c.started_at > %(since)s - interval '30 days' AND c.started_at <= %(as_of)s - interval '30 days')
             OR (c.started_at > %(since_window)s AND c.started_at <= %(window_start)s))
     UNION ALL  -- the account a conversation the linker or the internal filter moved left (migration 0021)
     SELECT c.left_account_id FROM conversations c
      WHERE c.workspace_id = %(workspace_id)s AND c.left_account_id IS NOT NULL
-       AND (c.linked_at >= %(since)s OR c.id = ANY(%(noted_conversations)s::uuid[]))
+       AND (c.linked_at > %(own_since)s OR c.id = ANY(%(noted_conversations)s::uuid[]))
     UNION ALL
     SELECT d.account_id FROM deals d
      WHERE d.workspace_id = %(workspace_id)s AND d.account_id IS NOT NULL
@@ -125,7 +125,7 @@ SELECT account_id FROM (
 _FLAGGED_UNLINKED = """UNION ALL
     SELECT c.id, NULL, NULL, NULL, c.cwd_severity, c.cwd_cause, c.cwd_call_type FROM conversations c
      WHERE c.workspace_id = %(workspace_id)s AND c.cwd_severity IS NOT NULL AND c.account_id IS NULL
-       AND (c.linked_at >= %(since)s OR c.updated_at >= %(since)s)"""
+       AND (c.linked_at > %(own_since)s OR c.updated_at >= %(since)s)"""
 # Past this many accounts in scope, an incremental run recomputes everything: the full statement is cheaper.
 FULL_RUN_ABOVE = 5000
 _IN_SCOPE = "c.account_id = ANY(%(scope)s::uuid[])"
