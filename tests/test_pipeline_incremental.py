@@ -534,7 +534,10 @@ def test_an_incremental_run_right_after_a_full_run_takes_none_of_its_links_for_a
     """The pipeline's own stamps (links, inferred deal contacts) that a complete run wrote were followed by that
     run: the next incremental run, with nothing synced in between, rescores nothing. It used to look at every
     row the full run linked (linked_at after the full run's start): on the bench's workspace 30 s instead of 1."""
-    from core.pipeline import computed
+    import dataclasses
+
+    import core.pipeline as pipeline
+    from core.pipeline import computed, stages
 
     write_dataset(db, workspace["id"], generate(seed=5, scale=1))  # ends with a full pipeline run
     with db.connection() as conn:
@@ -549,8 +552,19 @@ def test_an_incremental_run_right_after_a_full_run_takes_none_of_its_links_for_a
         return scoped[table]
 
     monkeypatch.setattr(computed, "_affected", recording)
+    restaged: list[int] = []
+    real_stages = stages.normalize_stages
+
+    def counting(conn, run):  # the deals the stage step would re-read: the stage mappings the full run added
+        restaged.append(conn.execute("SELECT count(*) AS n FROM deals d2 WHERE d2.workspace_id = %(workspace_id)s "
+                                     + stages._written_or_remapped("deals", "d2"), run.params).fetchone()["n"])
+        return real_stages(conn, run)
+
+    monkeypatch.setitem(pipeline._STEPS, "stage_normalization", dataclasses.replace(
+        pipeline._STEPS["stage_normalization"], fn=counting))
     report = run_post_sync(db, workspace["id"], incremental=True)
     assert scoped.keys() >= {"deals", "contacts"} and not any(scoped.values()), scoped
+    assert restaged == [0]
     assert all(not s["changed"] for s in report), report
 
 
