@@ -421,7 +421,10 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
     spec = _TABLES[table]
     md = _MD.format(deal_origin=spec["deal_origin"])
     cand = f"_linker_cand_{table}"
-    rows = _ROWS.format(filter=spec["filter"]) + (f" AND r.id IN (SELECT id FROM {cand})" if incremental else "")
+    # The candidates as an array: each is one probe of the primary key. As `IN (SELECT …)` the planner hashed them
+    # against a scan of every row of the workspace (the e-mail collection: 130 ms, against 13 ms, for the 3,000 of
+    # a 1 % sync; as fast at 60,000).
+    rows = _ROWS.format(filter=spec["filter"]) + (f" AND r.id = ANY(ARRAY(SELECT id FROM {cand}))" if incremental else "")
     names = {
         "table": table, "at": spec["at"], "rows": rows, "touched": _TOUCHED, "cand": cand,
         "fod_scope": "AND account_id IN (SELECT new_account FROM linked)" if incremental else "",
