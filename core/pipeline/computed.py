@@ -52,7 +52,8 @@ deal_contacts and of its touches.
 
 Contacts. Their touches: activities and calls with their contact_id, and conversations linked to them by
 contact_id or listing their email among the participants not marked internal (core.pipeline.participants: case
-and the spaces around either ignored, as for the linker); a conversation counts once per contact.
+and the spaces around either ignored, as for the linker; read from the participant_emails lookup table, which
+holds exactly those); a conversation counts once per contact.
 - last_activity_at = latest touch.
 - engagement_score = recency (idle < 7: 30, < 14: 20, < 30: 10, else 0) + volume min(40, Σ weights of the
   touches in the last 90 days: activities by type, calls as `call`, conversations as `meeting`) + 5 per channel
@@ -109,7 +110,7 @@ from core.context import DEFAULTS, lookup
 from core.pipeline import PipelineRun, changed_since, deal_contacts_changed, register_step
 from core.db.planner import planner
 from core.pipeline.lookups import rows_naming
-from core.pipeline.participants import email_key, marked_internal
+from core.pipeline.participants import email_key
 from core.stages import OPEN_STAGES, default_probability
 
 _THRESHOLDS = DEFAULTS["goals_and_targets"]["thresholds"]
@@ -251,11 +252,21 @@ UPDATE deals d
        IS DISTINCT FROM (c.last_at, c.days_in_stage, c.velocity, c.risk, c.factors, c.health)
 """
 
+# The contacts a conversation lists by e-mail: read from its participants (for a few conversations: no index
+# leads from a conversation to its participant_emails rows)...
 _PARTICIPANTS = f"""
     CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(cv.participants) WHEN 'array'
                                             THEN cv.participants ELSE '[]'::jsonb END) AS pa(v)
     JOIN contacts ct ON ct.workspace_id = %(workspace_id)s AND lower(ct.email) = {email_key("pa.v ->> 'email'")}
                     AND ct.deleted_at IS NULL
+"""
+# ... and, among its participants not marked internal, from participant_emails (the reverse lookup table, kept by
+# triggers under the one rule of core.pipeline.participants, migrations 0024, 0028; its key leads from a contact's
+# e-mail to the conversations). Over a whole workspace one join of that narrow table instead of unnesting every
+# participants array: 1.5 s against 2.4 s on the bench workspace.
+_LISTING = """
+    JOIN participant_emails pe ON pe.workspace_id = %(workspace_id)s AND pe.entity = 'conversations' AND pe.row_id = cv.id
+    JOIN contacts ct ON ct.workspace_id = %(workspace_id)s AND lower(ct.email) = pe.email AND ct.deleted_at IS NULL
 """
 
 # Each contact whose values change, with the values `held` read (was_*), into an ANALYZEd temp table, so the UPDATE
@@ -268,9 +279,8 @@ WITH conv_people AS (  -- (contact, conversation) once, whether linked by contac
      WHERE {_CV_LIVE} AND cv.contact_id IS NOT NULL AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s
            /*contacts:cv.contact_id*/
     UNION
-    SELECT ct.id, cv.id, cv.started_at FROM conversations cv {_PARTICIPANTS}
-     WHERE {_CV_LIVE} AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s
-       AND {marked_internal("pa.v ->> 'affiliation'")} IS NOT TRUE /*contacts:ct.id*/ /*emails*/
+    SELECT ct.id, cv.id, cv.started_at FROM conversations cv {_LISTING}
+     WHERE {_CV_LIVE} AND cv.{_EXTERNAL} AND cv.started_at <= %(as_of)s /*contacts:ct.id*/ /*emails*/
 ), touch AS (  -- every touch, by kind: the activity type, call (calls rows) or meeting (conversations)
     SELECT contact_id, lower(activity_type) AS kind, occurred_at AS at FROM activities
      WHERE {_LIVE} AND contact_id IS NOT NULL AND occurred_at <= %(as_of)s /*contacts:contact_id*/
