@@ -177,12 +177,11 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
     `incremental` lets steps work only on what changed since the previous run of this workspace. The run's
     own watermark (taken as it starts) is stored only once every step has committed: after a failed step the
     next incremental run still starts where the last complete one did, so nothing written in between is lost
-    to it. Runs of one workspace wait for each other (a session advisory lock, on a connection of their own
-    outside the pool the steps use): two syncs ending at once would otherwise update the same rows in two
-    orders, and `own_since` relies on it."""
+    to it. Runs of one workspace wait for each other (`_take_turn`): two syncs ending at once would otherwise
+    update the same rows in two orders, and `own_since` relies on it."""
     workspace_id = str(workspace_id)
     with db.connect(autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtextextended(%(key)s, 0))", {"key": f"pipeline:{workspace_id}"})
+        _take_turn(conn, workspace_id)
         row = conn.execute(
             f"SELECT COALESCE(pipeline_seen_from, pipeline_ran_at) AS previous, pipeline_done_at AS done,"
             f" clock_timestamp() AS ran_at, {SEEN_FROM} AS seen_from FROM workspaces WHERE id = %(workspace_id)s",
@@ -198,6 +197,21 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
                          " pipeline_done_at = clock_timestamp() WHERE id = %(workspace_id)s",
                          {**row, "workspace_id": workspace_id})
     return report  # closing the connection released the lock
+
+
+# How often a run waiting for another run of its workspace asks again.
+TURN_POLL_SECONDS = 0.2
+
+
+def _take_turn(conn, workspace_id: str) -> None:
+    """Wait until no other run of this workspace is running, then hold its session advisory lock until `conn`
+    closes (a connection of the run's own, outside the pool its steps use). Asked again every
+    TURN_POLL_SECONDS rather than waited for in pg_advisory_lock: a session waiting there is inside a
+    transaction for as long, and every other workspace's run would take its start for the start of a
+    transaction that may still commit rows (SEEN_FROM) and look back that far."""
+    key = {"key": f"pipeline:{workspace_id}"}
+    while not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%(key)s, 0)) AS ok", key).fetchone()["ok"]:
+        time.sleep(TURN_POLL_SECONDS)
 
 
 # Steps running at once. Each step's statements run on one server core (PostgreSQL plans no parallel workers
