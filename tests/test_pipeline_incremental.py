@@ -4,7 +4,9 @@ snapshotted, then a full run at the same as_of must change nothing."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
@@ -501,27 +503,35 @@ def test_a_touch_moved_away_rescores_the_deal_contact_and_account_it_left(db, wo
     assert all(not s["changed"] for s in full), full
 
 
+@contextmanager
+def a_failing_step(monkeypatch, name: str):
+    """Inside the block, the step `name` raises, and so does the run (the steps before it have committed)."""
+    import core.pipeline as pipeline
+
+    real = pipeline._STEPS[name]
+
+    def broken(conn, run):
+        raise RuntimeError(f"{name} failed")
+
+    monkeypatch.setitem(pipeline._STEPS, name, dataclasses.replace(real, fn=broken))
+    try:
+        with pytest.raises(RuntimeError, match=f"{name} failed"):
+            yield
+    finally:
+        monkeypatch.setitem(pipeline._STEPS, name, real)
+
+
 def test_after_a_failed_step_the_next_incremental_run_still_sees_what_the_sync_wrote(db, workspace, monkeypatch):
     """The run's watermark is kept only once every step committed: a run whose last step fails must not make the
     next incremental run start after the rows that step never got to score."""
-    import core.pipeline as pipeline
-
     ws = workspace["id"]
     run_post_sync(db, ws, incremental=True)
     with db.connection() as conn:
         ran_before = conn.execute("SELECT pipeline_ran_at FROM workspaces WHERE id = %s", (ws,)).fetchone()
         upsert_rows(conn, "deals", ws, [{"source": "hubspot", "source_id": "d1", "name": "Open", "stage": "qualifiedtobuy",
                                          "amount": 5000}])
-    computed = pipeline._STEPS["computed_deals"]
-
-    def broken(conn, run):
-        raise RuntimeError("scoring failed")
-
-    monkeypatch.setitem(pipeline._STEPS, "computed_deals", pipeline.Step(computed.name, computed.order, broken,
-                                                                          computed.independent_of))
-    with pytest.raises(RuntimeError, match="scoring failed"):
+    with a_failing_step(monkeypatch, "computed_deals"):
         run_post_sync(db, ws, incremental=True)
-    monkeypatch.setitem(pipeline._STEPS, "computed_deals", computed)
     with db.connection() as conn:
         assert conn.execute("SELECT pipeline_ran_at FROM workspaces WHERE id = %s", (ws,)).fetchone() == ran_before
     run_post_sync(db, ws, incremental=True)
@@ -534,8 +544,6 @@ def test_an_incremental_run_right_after_a_full_run_takes_none_of_its_links_for_a
     """The pipeline's own stamps (links, inferred deal contacts) that a complete run wrote were followed by that
     run: the next incremental run, with nothing synced in between, rescores nothing. It used to look at every
     row the full run linked (linked_at after the full run's start): on the bench's workspace 30 s instead of 1."""
-    import dataclasses
-
     import core.pipeline as pipeline
     from core.pipeline import computed, stages
 
@@ -573,8 +581,6 @@ def test_links_a_failed_run_made_are_followed_by_the_next_run(db, workspace, mon
     the links made since the last COMPLETE run ended, so it does."""
     from datetime import timedelta
 
-    import core.pipeline as pipeline
-
     ws, now = workspace["id"], datetime.now(timezone.utc)
     call_at = now - timedelta(days=3)
     with db.connection() as conn:
@@ -589,16 +595,8 @@ def test_links_a_failed_run_made_are_followed_by_the_next_run(db, workspace, mon
     with db.connection() as conn:
         upsert_rows(conn, "contacts", ws, [{"source": "hubspot", "source_id": "c1", "email": "late@acme.io",
                                             "account_source_id": "a1"}])
-    computed = pipeline._STEPS["computed_deals"]
-
-    def broken(conn, run):
-        raise RuntimeError("scoring failed")
-
-    monkeypatch.setitem(pipeline._STEPS, "computed_deals", pipeline.Step(computed.name, computed.order, broken,
-                                                                          computed.independent_of))
-    with pytest.raises(RuntimeError, match="scoring failed"):
+    with a_failing_step(monkeypatch, "computed_deals"):
         run_post_sync(db, ws, incremental=True, as_of=now)
-    monkeypatch.setitem(pipeline._STEPS, "computed_deals", computed)
     with db.connection() as conn:
         call = conn.execute("SELECT deal_id, linked_at FROM conversations WHERE workspace_id = %s", (ws,)).fetchone()
         assert call["deal_id"] is not None  # the linker's step committed before the failure
