@@ -10,8 +10,8 @@ each receives a pooled connection (its own transaction, so one slow step never h
   start of a transaction still open then: `SEEN_FROM`), and a step may limit its work to
   rows created or updated since then (entity `updated_at` moves only when a sync or import changed a row; the
   pipeline's own updates never touch it; `changed_since` says it for each table) plus whatever those rows affect;
-- `own_since`: from when the pipeline's OWN stamps (`linked_at`, the deal_contacts links the association steps
-  write: `deal_contacts_changed`) are news: the end of the previous complete run (`pipeline_done_at`, migration 0029).
+- `own_since`: from when the pipeline's OWN stamps (`linked_at`; the deal contacts and stage mappings it writes:
+  `changed_since`) are news: the end of the previous complete run (`pipeline_done_at`, migration 0029).
   Runs of a workspace never overlap (an advisory lock), so what was stamped before it was stamped by runs
   that completed, and their later steps already followed it (`since`, earlier, would take a full run's every
   link for a change); what a failed run stamped after it is followed by the next one. None on a full run;
@@ -75,15 +75,28 @@ class PipelineRun:
                 "as_of": self.as_of}
 
 
+# Rows of these tables the pipeline writes itself, as a condition on the row ({p}: the alias): the association
+# steps' deal contacts, the stage mappings the stage step adds for a stage it first meets (default/inferred).
+_OWN_ROWS = {
+    "deal_contacts": "{p}role_source IN ('explicit_deal_name', 'inferred_single_deal')",
+    "stage_mappings": "{p}origin IS DISTINCT FROM 'user'",
+}
+
+
 def changed_since(table: str, alias: str = "") -> str:
     """SQL condition: a sync or import wrote this row since the previous run (`%(since)s`), through the table's
     (workspace_id, updated_at) index. A contact counts only when created since or when a write changed what
     the pipeline reads of it (e-mail, company, account reference, named deals, deletion: `links_changed_at`,
     migration 0016, NULL until such a change after its creation; indexed by migration 0017), so ten thousand
-    title edits put no contact in any step's scope."""
+    title edits put no contact in any step's scope. A row of `_OWN_ROWS` the pipeline wrote counts only after
+    `%(own_since)s` (the previous complete run, which followed it, wrote it before), through the same index range
+    from `since` (never later)."""
     p = f"{alias}." if alias else ""
     if table == "contacts":
         return f"COALESCE({p}links_changed_at, {p}created_at) > %(since)s"
+    if table in _OWN_ROWS:
+        return (f"{p}updated_at > %(since)s AND ({p}updated_at > %(own_since)s"
+                f" OR ({_OWN_ROWS[table].format(p=p)}) IS NOT TRUE)")
     return f"{p}updated_at > %(since)s"
 
 
@@ -95,20 +108,6 @@ def deal_links_changed(alias: str = "") -> str:
     p = f"{alias}." if alias else ""
     return (f"{p}updated_at > %(since)s AND ({p}created_at > %(since)s OR {p}open_changed_at > %(since)s"
             f" OR {p}links_changed_at > %(since)s)")
-
-
-# deal_contacts links the pipeline writes itself (core.pipeline.associations); syncs write the others.
-OWN_ROLE_SOURCES = ("explicit_deal_name", "inferred_single_deal")
-
-
-def deal_contacts_changed(alias: str = "") -> str:
-    """SQL condition: a deal_contacts row written since the previous run: by a sync or import since `since`, by
-    the pipeline since `own_since` (the previous run's own links were followed by that run). Through the
-    (workspace_id, updated_at) range from `since` (never later than `own_since`)."""
-    p = f"{alias}." if alias else ""
-    own = ", ".join(f"'{r}'" for r in OWN_ROLE_SOURCES)
-    return (f"{p}updated_at > %(since)s AND ({p}updated_at > %(own_since)s OR {p}role_source IS NULL"
-            f" OR {p}role_source NOT IN ({own}))")
 
 
 StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]

@@ -107,7 +107,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from core.context import DEFAULTS, lookup
-from core.pipeline import PipelineRun, changed_since, deal_contacts_changed, register_step
+from core.pipeline import PipelineRun, changed_since, register_step
 from core.db.planner import planner
 from core.pipeline.lookups import rows_naming
 from core.pipeline.participants import email_key
@@ -390,12 +390,11 @@ _MOVED = {"deals": " RETURNING c.account_id, (c.was_last, c.was_health) IS DISTI
 
 
 def _changed(table: str, *also: str) -> str:
-    """This workspace's rows of `table` a sync or import wrote (`changed_since`; deal_contacts: or the pipeline,
-    `deal_contacts_changed`) or, `also`, that a later run than the previous complete one linked (`own_since`).
-    An insert sets updated_at too, so new rows are found through the (workspace_id, updated_at) index."""
-    written = deal_contacts_changed() if table == "deal_contacts" else changed_since(table)
+    """This workspace's rows of `table` written since the previous run (`changed_since`) or, `also`, that a later
+    run than the previous complete one linked (`own_since`). An insert sets updated_at too, so new rows are found
+    through the (workspace_id, updated_at) index."""
     return "workspace_id = %(workspace_id)s AND (" + " OR ".join(
-        [written] + [f"{col} > %(own_since)s" for col in also]) + ")"
+        [changed_since(table)] + [f"{col} > %(own_since)s" for col in also]) + ")"
 
 
 # A touch's deal, contact and account now, and those it last moved away from (migration 0021): both rescore.

@@ -62,15 +62,14 @@ def _written_or_remapped(table: str, alias: str) -> str:
     """Incremental scope: rows of `table` a sync wrote since, and rows whose stage mapping changed since, each
     through an index (an OR of the two over the join reads every row of the workspace twice). A mapping this
     step added (for a stage first met: 'default' or 'inferred') is news only after the previous complete run
-    (`own_since`), which applied it already; a user's remap (`pandora stages set`) since that run's start. (An
-    import or a sync adding one for a stage first met also wrote the deals that have it.)"""
+    (`own_since`, `changed_since`), which applied it already; a user's remap (`pandora stages set`) since that
+    run's start. (An import or a sync adding one for a stage first met also wrote the deals that have it.)"""
     return f"""AND {alias}.id IN (SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND {changed_since(table)}
                           UNION
                           SELECT x.id FROM stage_mappings mx
                             JOIN {table} x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
                                           AND x.stage = mx.raw_stage
-                           WHERE mx.workspace_id = %(workspace_id)s AND mx.updated_at > %(since)s
-                             AND (mx.origin = 'user' OR mx.updated_at > %(own_since)s))"""
+                           WHERE mx.workspace_id = %(workspace_id)s AND {changed_since('stage_mappings', 'mx')})"""
 
 
 # A deal is open unless closed_won / closed_lost (NULL: open), as everywhere in the pipeline.
