@@ -90,8 +90,18 @@ def relink_cmd(args, settings: Settings):
         with db.connection() as conn:
             ws = get_workspace(conn, args.workspace)
         steps = run_post_sync(db, ws["id"])
-    lines = [f"{s['name']:<22} {s['ms']:>8.1f} ms  {s['changed'] or 'no changes'}" for s in steps]
-    return {"workspace_id": ws["id"], "steps": steps}, "\n".join(lines)
+    return {"workspace_id": ws["id"], "steps": steps}, steps_text(steps)
+
+
+def steps_text(steps: list[dict[str, Any]]) -> str:
+    """One line per pipeline step: its name, how long it took and what it changed, as counts per kind of change
+    ("conversations.email_match 1,204; conversations.crm_native 310"), or "no changes"."""
+    width = max((len(s["name"]) for s in steps), default=0)
+    return "\n".join(
+        f"{s['name']:<{width}}  {s['ms']:>9,.1f} ms  "
+        + ("; ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in s["changed"].items())
+           or "no changes")
+        for s in steps)
 
 
 def register(add) -> None:

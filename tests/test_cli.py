@@ -71,3 +71,42 @@ def test_connect_then_sync_through_the_cli(cli):
             assert code == 1 and failed["error"]["code"] == "auth_error"
     finally:
         registry.unregister("fakecrm")
+
+
+def test_relink_runs_the_pipeline_and_prints_what_each_step_changed(cli, db_url):
+    """`pandora relink` runs every step over the workspace and prints each one's changes; a second run
+    changes nothing and says so for every step."""
+    from core.context import update_section
+    from core.db.database import Database
+    from core.db.upsert import upsert_rows
+
+    cli("workspace", "create", "Acme", "--json")
+    code, listed = cli("workspace", "list", "--json")
+    ws = listed["workspaces"][0]["id"]
+    db = Database(db_url, min_size=1, max_size=1)
+    try:
+        with db.connection() as conn:
+            update_section(conn, ws, "definitions", {"internal_domains": ["acme.io"]})
+            upsert_rows(conn, "accounts", ws, [{"source": "hubspot", "source_id": "a1", "name": "Globex"}])
+            upsert_rows(conn, "contacts", ws, [{"source": "hubspot", "source_id": "c1", "email": "amy@globex.com",
+                                                "account_source_id": "a1"}])
+            upsert_rows(conn, "conversations", ws, [
+                {"source": "gong", "source_id": "k1", "title": "Globex <> Acme", "started_at": "2026-05-01T16:00:00Z",
+                 "participants": [{"email": "rep@acme.io"}, {"email": "AMY@globex.com"}]},
+                {"source": "gong", "source_id": "k2", "title": "Weekly standup", "started_at": "2026-05-01T17:00:00Z",
+                 "participants": [{"email": "rep@acme.io"}, {"email": "cto@acme.io"}]}])
+    finally:
+        db.close()
+
+    code, text = cli("relink", "--workspace", "Acme")
+    lines = {line.split()[0]: line for line in text.splitlines()}
+    assert code == 0 and list(lines)[:3] == ["resolve_references", "associations", "stage_normalization"]
+    assert "conversations.email_match 1" in lines["linker"]
+    assert "conversations.internal 1; conversations.external 1" in lines["internal_filter"]
+    assert len({line.index(" ms") for line in lines.values()}) == 1  # one column for the timings
+
+    code, again = cli("relink", "--workspace", "Acme", "--json")
+    assert code == 0 and again["workspace_id"] == ws
+    assert [s["name"] for s in again["steps"]] == list(lines) and not any(s["changed"] for s in again["steps"])
+    code, text = cli("relink", "--workspace", "Acme")
+    assert all(line.endswith("no changes") for line in text.splitlines())
