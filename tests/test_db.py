@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.db.database import Database, check_connect, describe
+from core.db.database import Database, check_connect, describe, resolve_url
 from core.db.embedded import _changes, settings_for
 from core.errors import DatabaseError
+from core.settings import Settings
 
 
 def test_unreachable_database_names_host_and_port_but_not_password():
@@ -22,6 +23,22 @@ def test_malformed_url_is_one_clear_line():
 
 def test_describe_hides_credentials():
     assert describe("postgresql://bob:hunter2@db.example.com:6543/prod") == "db.example.com:6543/prod"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://app:s3cret-pw@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require",
+    "host=ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech user=app password=s3cret-pw dbname=neondb",
+])
+def test_a_pooled_neon_endpoint_is_refused_with_the_direct_host_to_use(url, tmp_path):
+    with pytest.raises(DatabaseError) as err:
+        resolve_url(Settings.from_env({"DATABASE_URL": url, "PANDORA_HOME": str(tmp_path)}))
+    assert "pooler" in err.value.message and "s3cret-pw" not in err.value.message
+    assert err.value.message.endswith("use the host ep-cool-darkness-123456.us-east-2.aws.neon.tech")
+
+
+def test_a_direct_url_is_used_as_given(tmp_path):
+    url = "postgresql://app:pw@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb?sslmode=require"
+    assert resolve_url(Settings.from_env({"DATABASE_URL": url, "PANDORA_HOME": str(tmp_path)})) == url
 
 
 def test_pool_hands_out_working_connections(db: Database):

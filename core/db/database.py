@@ -66,9 +66,28 @@ def ensure_database(server_url: str, dbname: str) -> str:
     return embedded.with_database(server_url, dbname)
 
 
+def check_direct(url: str) -> None:
+    """Refuse a DATABASE_URL whose host is Neon's connection pooler (`ep-…-pooler.…`). That pooler runs
+    PgBouncer in transaction mode: a session advisory lock (one sync per connector, one pipeline run per
+    workspace, one migration at a time) stays with whichever server connection took it, so its unlock can reach
+    another one and every later run would wait for a lock nobody holds. The same endpoint without `-pooler` is a
+    direct connection."""
+    try:
+        hosts = (conninfo_to_dict(url).get("host") or "").split(",")
+    except psycopg.ProgrammingError:
+        return  # check_connect names the malformed URL
+    for host in hosts:
+        first, dot, rest = host.strip().partition(".")
+        if first.endswith("-pooler"):
+            raise DatabaseError(
+                f"DATABASE_URL points at a transaction-mode connection pooler ({host.strip()}): Pandora's locks need a "
+                f"direct connection; use the host {first[:-len('-pooler')]}{dot}{rest}")
+
+
 def resolve_url(settings: Settings) -> str:
     """The URL Pandora uses: DATABASE_URL, else the embedded server's `pandora` database (started if needed)."""
     if settings.database_url:
+        check_direct(settings.database_url)
         return settings.database_url
     return ensure_database(embedded.server_uri(settings.pandora_home), embedded.DEFAULT_DB)
 
