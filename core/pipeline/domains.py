@@ -29,6 +29,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from core.context import lookup
+from core.pipeline.participants import email_key
 
 # Consumer mailbox providers: an address there says nothing about the employer. A participant using one is
 # external (a prospect on gmail), and such domains are never inferred as internal nor matched to accounts.
@@ -42,19 +43,19 @@ FREE_MAIL: list[str] = [
 ]
 
 # Every address we know belongs to a person working here, one row per distinct address.
-_KNOWN_PEOPLE = """
-    SELECT lower(btrim(COALESCE(u->>'email', u->>'emailAddress'))) AS email
+_KNOWN_PEOPLE = f"""
+    SELECT {email_key("COALESCE(u->>'email', u->>'emailAddress')")} AS email
       FROM connections c
      CROSS JOIN LATERAL jsonb_array_elements(
              CASE jsonb_typeof(c.metadata->'users') WHEN 'array' THEN c.metadata->'users' ELSE '[]' END
           || CASE jsonb_typeof(c.metadata->'tracked_users') WHEN 'array' THEN c.metadata->'tracked_users' ELSE '[]' END) AS u
      WHERE c.workspace_id = %(workspace_id)s AND jsonb_typeof(u) = 'object'
     UNION
-    SELECT lower(btrim(owner_email)) FROM deals WHERE workspace_id = %(workspace_id)s AND owner_email IS NOT NULL
+    SELECT {email_key("owner_email")} FROM deals WHERE workspace_id = %(workspace_id)s AND owner_email IS NOT NULL
     UNION
-    SELECT lower(btrim(owner_email)) FROM accounts WHERE workspace_id = %(workspace_id)s AND owner_email IS NOT NULL
+    SELECT {email_key("owner_email")} FROM accounts WHERE workspace_id = %(workspace_id)s AND owner_email IS NOT NULL
     UNION
-    SELECT lower(btrim(organizer_email)) FROM conversations
+    SELECT {email_key("organizer_email")} FROM conversations
      WHERE workspace_id = %(workspace_id)s AND organizer_email IS NOT NULL
 """
 

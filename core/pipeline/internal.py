@@ -53,6 +53,7 @@ from functools import lru_cache
 
 from core.pipeline import SEEN_FROM, register_step
 from core.pipeline.domains import internal_domains, last_used, remember
+from core.pipeline.participants import affiliation, email_key
 
 # Bump when the classification rules change, so the next incremental run reclassifies everything.
 RULES_VERSION = 1
@@ -92,8 +93,8 @@ WITH target AS (
                      FROM (SELECT *, email IS NOT NULL AND %(know_domains)s AS by_domain,
                                   array_position(%(internal_domains)s::text[], split_part(email, '@', 2)) AS domain_pos
                              FROM (SELECT i,
-                                          CASE WHEN btrim(v->>'email') LIKE '%%_@_%%' THEN lower(btrim(v->>'email')) END AS email,
-                                          lower(btrim(v->>'affiliation')) AS affiliation
+                                          CASE WHEN {email} LIKE '%%_@_%%' THEN {email} END AS email,
+                                          {affiliation} AS affiliation
                                      FROM jsonb_array_elements(CASE jsonb_typeof(c.participants) WHEN 'array'
                                                                THEN c.participants ELSE '[]' END) WITH ORDINALITY AS e(v, i)
                                     WHERE jsonb_typeof(v) = 'object' OFFSET 0) AS x OFFSET 0) AS y OFFSET 0) AS z) AS p
@@ -105,8 +106,8 @@ WITH target AS (
                   CASE
                   WHEN p.n_ext > 0 THEN
                       'external participant: '
-                      || CASE WHEN btrim(c.participants -> p.first_ext ->> 'email') LIKE '%%_@_%%'
-                              THEN lower(btrim(c.participants -> p.first_ext ->> 'email'))
+                      || CASE WHEN {first_ext_email} LIKE '%%_@_%%'
+                              THEN {first_ext_email}
                               ELSE COALESCE(NULLIF(btrim(c.participants -> p.first_ext ->> 'name'), ''), 'a participant')
                                    || ' (no email, affiliation external)' END
                       || CASE WHEN p.n_ext > 1 THEN ' (+' || (p.n_ext - 1) || ' more)' ELSE '' END
@@ -166,7 +167,9 @@ def _domain_names(n: int) -> str:
 
 @lru_cache(maxsize=64)
 def _statement(n_domains: int) -> str:
-    return _CLASSIFY.format(domain_names=_domain_names(n_domains))
+    return _CLASSIFY.format(domain_names=_domain_names(n_domains), email=email_key("v->>'email'"),
+                            affiliation=affiliation("v->>'affiliation'"),
+                            first_ext_email=email_key("c.participants -> p.first_ext ->> 'email'"))
 
 
 # It reads and writes conversations alone (and the context): the stage, reference and association steps touch

@@ -16,6 +16,11 @@ def email_key(expr: str) -> str:
     return f"lower(btrim({expr}))"
 
 
+def affiliation(expr: str) -> str:
+    """SQL: the comparable form of the affiliation `expr` (a text expression): "internal", "external", ..."""
+    return f"lower(btrim({expr}))"
+
+
 def marked_internal(expr: str) -> str:
     """SQL condition: the affiliation `expr` (a text expression) says internal. NULL when there is none."""
-    return f"lower(btrim({expr})) = 'internal'"
+    return f"{affiliation(expr)} = 'internal'"
