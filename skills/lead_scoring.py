@@ -36,6 +36,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from core.pipeline.participants import email_key
 from skills.icp_profile import ACCOUNT_FIRMOGRAPHICS, employee_band_sql, persona_sql, revenue_band_sql
 from skills.registry import Skill, register
 from skills.result import Evidence, Metric, Section, SkillResult, Table
@@ -61,7 +62,7 @@ WITH touch AS (
      WHERE c.workspace_id = %(workspace_id)s AND c.deleted_at IS NULL AND c.is_internal IS NOT TRUE
        AND {_DAY.format("c.started_at")} <= %(today)s
 ), touch_email AS (
-    SELECT DISTINCT t.touch_id, lower(btrim(p->>'email')) AS email
+    SELECT DISTINCT t.touch_id, {email_key("p->>'email'")} AS email
       FROM touch t
      CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(t.participants) WHEN 'array' THEN t.participants
                                                   ELSE '[]'::jsonb END) AS p

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.context import lookup
+from core.pipeline.participants import email_key, marked_internal
 from skills.format import money
 from skills.registry import Param, Skill, register
 from skills.result import Evidence, Metric, Section, SkillResult, Table
@@ -61,10 +62,10 @@ WITH o AS (
     SELECT x.deal_id, ct.id, 4, 'conversation' FROM conversations x
      CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(x.participants) WHEN 'array'
                                              THEN x.participants ELSE '[]'::jsonb END) p(v)
-      JOIN contacts ct ON ct.workspace_id = x.workspace_id AND lower(ct.email) = lower(btrim(p.v ->> 'email'))
+      JOIN contacts ct ON ct.workspace_id = x.workspace_id AND lower(ct.email) = {email_key("p.v ->> 'email'")}
      WHERE x.workspace_id = %(workspace_id)s AND x.deleted_at IS NULL AND x.deal_id IN (SELECT id FROM o)
        AND x.is_internal IS NOT TRUE AND {_ON_OR_BEFORE.format(col="x.started_at")}
-       AND lower(p.v ->> 'affiliation') IS DISTINCT FROM 'internal'
+       AND {marked_internal("p.v ->> 'affiliation'")} IS NOT TRUE
 ), people AS (
     SELECT l.deal_id, l.contact_id, min(l.rank) AS rank,
            (array_agg(l.via ORDER BY l.rank))[1] AS via

@@ -80,7 +80,8 @@ def acme(module_db):
     ])
     write(module_db, ws, "conversations", [
         {"source_id": "v1", "started_at": at(6), "deal_id": d["one_early"], "is_internal": False, "participants": [
-            {"email": "ELLA@cust.io", "affiliation": "external"}, {"email": "rep@democo.io", "affiliation": "internal"}]},
+            # as a source may write them: spaces around, any case (participants.py's rule)
+            {"email": " ELLA@cust.io", "affiliation": "external"}, {"email": "rep@democo.io", "affiliation": " Internal"}]},
         {"source_id": "v2", "started_at": at(7), "deal_id": d["two_same"], "is_internal": False, "contact_id": c["cara"]},
         {"source_id": "v3", "started_at": at(8), "deal_id": d["internal"], "is_internal": True, "contact_id": c["ian"],
          "participants": [{"email": "ian@cust.io", "affiliation": "external"}]},
