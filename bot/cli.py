@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        # Every connector, and with it its post-sync steps (Salesforce merges and contact roles, Monday task
+        # deals, Drive links): an import, `stages set` or `relink` runs the pipeline too, and without them it
+        # would run without those steps.
+        from connectors import load_all
+
+        load_all()
         data, text = args.handler(args, Settings.from_env())
     except PandoraError as exc:
         return _fail(as_json, exc.to_dict())

@@ -27,14 +27,7 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def _load_connectors() -> None:
-    from connectors import load_all
-
-    load_all()
-
-
 def connect(args, settings: Settings):
-    _load_connectors()
     connector = registry.get(args.source)
     creds = _pairs(args.set, "--set")
     for f in connector.credential_fields:
@@ -54,7 +47,6 @@ def connect(args, settings: Settings):
 
 
 def sync(args, settings: Settings):
-    _load_connectors()
     vault = Vault.from_settings(settings)
     with open_database(settings) as db:
         with db.connection() as conn:
@@ -71,7 +63,6 @@ def sync(args, settings: Settings):
 
 
 def scheduler(args, settings: Settings):
-    _load_connectors()
     vault = Vault.from_settings(settings)
     with open_database(settings) as db:
         engine = SyncEngine(db, vault)

@@ -11,9 +11,6 @@ from core.workspaces import get_workspace
 
 
 def transcript_cmd(args, settings):
-    from connectors import load_all
-
-    load_all()
     with open_database(settings) as db:
         with db.connection() as conn:
             ws = get_workspace(conn, args.workspace)

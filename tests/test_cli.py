@@ -74,8 +74,8 @@ def test_connect_then_sync_through_the_cli(cli):
 
 
 def test_relink_runs_the_pipeline_and_prints_what_each_step_changed(cli, db_url):
-    """`pandora relink` runs every step over the workspace and prints each one's changes; a second run
-    changes nothing and says so for every step."""
+    """`pandora relink` runs every step over the workspace, the connectors' included, and prints each one's
+    changes; a second run changes nothing and says so for every step."""
     from core.context import update_section
     from core.db.database import Database
     from core.db.upsert import upsert_rows
@@ -101,6 +101,8 @@ def test_relink_runs_the_pipeline_and_prints_what_each_step_changed(cli, db_url)
     code, text = cli("relink", "--workspace", "Acme")
     lines = {line.split()[0]: line for line in text.splitlines()}
     assert code == 0 and {"resolve_references", "stage_normalization", "linker", "computed_accounts"} <= set(lines)
+    # the connectors' own steps run too (the CLI loads every connector, as a sync or the Slack app does)
+    assert {"salesforce_merges", "monday_task_deals", "google_drive_links"} <= set(lines)
     assert "conversations.email_match 1" in lines["linker"]
     assert "conversations.internal 1; conversations.external 1" in lines["internal_filter"]
     assert len({line.index(" ms") for line in lines.values()}) == 1  # one column for the timings
