@@ -675,6 +675,12 @@ def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, mo
     assert [r["name"] for r in report] == ["a", "b", "c"]
     assert spans["c"][0] >= max(spans["a"][1], spans["b"][1])  # c waited for both
 
+    # Independence is mutual: the lower-ordered step may name the later one (a connector's step naming core steps).
+    spans.clear()
+    gate.reset()
+    install(Step("a", 1, step("a", meet=True), frozenset({"b"})), Step("b", 2, step("b", meet=True)))
+    assert [r["name"] for r in run_post_sync(db, workspace["id"])] == ["a", "b"]
+
     spans.clear()
     install(Step("a", 1, step("a", fail=True)), Step("b", 2, step("b")))
     with pytest.raises(RuntimeError, match="a failed"):
@@ -711,6 +717,32 @@ def test_steps_writing_the_same_rows_never_run_at_once_and_stages_run_beside_the
     assert not {"linker", "linker_activities"} & needs["single_deal_inference"]
     assert "single_deal_inference" not in needs["linker"] | needs["linker_activities"] | needs["cwd"]
     assert all("single_deal_inference" in needs[s] for s in ("computed_deals", "computed_contacts", "computed_accounts"))
+
+
+def test_connector_steps_leave_the_internal_filter_beside_the_reference_resolution():
+    """With every connector loaded (as the CLI, the Slack app and the sidecar run the pipeline), the internal
+    filter still starts beside resolve_references: it waits only for the Salesforce merges, which move
+    conversations' links. Before the connectors named the core steps they leave alone, it waited for the
+    monday and Salesforce role steps, and through them for resolve_references and the association inference
+    (~7 s of a large first run on its critical path)."""
+    from connectors import load_all
+    from core.pipeline import dependencies, steps
+
+    load_all()
+    needs = dependencies(steps())
+
+    def upstream(name, seen=None):
+        seen = set() if seen is None else seen
+        for dep in needs[name] - seen:
+            seen.add(dep)
+            upstream(dep, seen)
+        return seen
+
+    assert upstream("internal_filter") == {"salesforce_merges"}
+    assert "salesforce_stage_mappings" in needs["stage_normalization"]  # the mappings it reads
+    assert {"salesforce_merges", "resolve_references"} <= needs["salesforce_contact_roles"]
+    assert "salesforce_contact_roles" in needs["associations"]  # both write deal contacts
+    assert not {"monday_task_deals", "salesforce_contact_roles"} & upstream("stage_normalization")
 
 
 def test_only_a_conversations_date_or_deletion_rescores_its_deal_and_account(db, workspace):

@@ -47,7 +47,11 @@ ON CONFLICT (workspace_id, source, raw_stage) DO NOTHING
 """
 
 
-@register_step("salesforce_stage_mappings", order=4)
+# Reads deals' raw stages and writes stage mappings, which only stage normalization reads: every step before that
+# one may run beside it (the internal filter, a core step of the first minutes of a large first run, above all).
+@register_step("salesforce_stage_mappings", order=4,
+               independent_of=("salesforce_merges", "resolve_references", "monday_task_deals",
+                               "salesforce_contact_roles", "associations", "internal_filter"))
 def map_stages(conn, run) -> dict[str, int]:
     """Only stages the forecast category decides get a mapping here; the rest is the stage step's."""
     found = conn.execute(_STAGES, run.params).fetchone()
@@ -160,7 +164,9 @@ DELETE FROM deal_contacts dc
 """
 
 
-@register_step("salesforce_contact_roles", order=15)
+# Writes its own deal contacts from deals' stored roles and contacts' Salesforce ids, neither of which the stage
+# step or the internal filter writes or reads.
+@register_step("salesforce_contact_roles", order=15, independent_of=("stage_normalization", "internal_filter"))
 def mirror_contact_roles(conn, run) -> dict[str, int]:
     changed = {"deal_contacts.salesforce_contact_role": conn.execute(_UPSERT_ROLES, run.params).rowcount,
                "deal_contacts.salesforce_role_removed": conn.execute(_DROP_REMOVED, run.params).rowcount}

@@ -1,8 +1,9 @@
 """The post-sync pipeline: ordered, idempotent, set-based steps run over a workspace after every sync and
 import (and on `pandora relink`).
 
-Steps register here with a name and an order, and run after every step of a lower order but those they name
-as `independent_of` (no shared rows or inputs), so independent steps run at once, PARALLEL_STEPS at a time;
+Steps register here with a name and an order, and run after every step of a lower order but those independent
+of them (no shared rows or inputs; either of the two may say so in `independent_of`, so a connector's step can
+name the core steps it leaves alone), so independent steps run at once, PARALLEL_STEPS at a time;
 each receives a pooled connection (its own transaction, so one slow step never holds another's locks) and a
 `PipelineRun`:
 - `workspace_id`;
@@ -115,8 +116,9 @@ StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]
 
 @dataclass(frozen=True)
 class Step:
-    """A step runs after every step of a lower order except those it names in `independent_of` (steps that
-    write none of what it reads and none of the rows it writes), so two independent steps may run at once."""
+    """A step runs after every step of a lower order except those independent of it (steps that write none of
+    what it reads and none of the rows it writes), so two independent steps may run at once. Independence is
+    mutual: it is enough that one of the two names the other in `independent_of`."""
     name: str
     order: int
     fn: StepFn
@@ -223,8 +225,9 @@ current_step: ContextVar[str | None] = ContextVar("current_step", default=None)
 
 
 def dependencies(ordered: list[Step]) -> dict[str, set[str]]:
-    """For each step, the steps it waits for: every lower-ordered one it does not name as independent."""
-    return {s.name: {t.name for t in ordered if t.order < s.order and t.name not in s.independent_of}
+    """For each step, the steps it waits for: every lower-ordered one but those the two call independent."""
+    return {s.name: {t.name for t in ordered
+                     if t.order < s.order and t.name not in s.independent_of and s.name not in t.independent_of}
             for s in ordered}
 
 
