@@ -629,7 +629,9 @@ def main() -> None:
     args = ap.parse_args()
     args.repeat = max(1, args.repeat)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the `with` below drops the database
+    from connectors import load_all
 
+    load_all()  # the pipeline as `pandora` runs it: with the connectors' own steps (none has bench rows to work on)
     with scratch_database(Settings.from_env()) as url:
         benchmark(url, args)
 
