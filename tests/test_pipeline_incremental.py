@@ -707,6 +707,11 @@ def test_steps_writing_the_same_rows_never_run_at_once_and_stages_run_beside_the
 
     needs = dependencies(steps())
     assert "resolve_references" in needs["stage_normalization"]
+    # The references of the activity-like tables resolve beside those of contacts, deals and stage history; the
+    # stage step needs only the latter, the association inference (activities' deal names) both.
+    assert "resolve_references" not in needs["resolve_activity_references"]
+    assert "resolve_activity_references" not in needs["stage_normalization"]
+    assert {"resolve_references", "resolve_activity_references"} <= needs["associations"] & needs["linker_activities"]
     assert "associations" not in needs["stage_normalization"]
     assert "stage_normalization" not in needs["associations"]
     assert {"stage_normalization", "associations", "internal_filter"} <= needs["linker"]

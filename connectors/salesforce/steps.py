@@ -50,8 +50,8 @@ ON CONFLICT (workspace_id, source, raw_stage) DO NOTHING
 # Reads deals' raw stages and writes stage mappings, which only stage normalization reads: every step before that
 # one may run beside it (the internal filter, a core step of the first minutes of a large first run, above all).
 @register_step("salesforce_stage_mappings", order=4,
-               independent_of=("salesforce_merges", "resolve_references", "monday_task_deals",
-                               "salesforce_contact_roles", "associations", "internal_filter"))
+               independent_of=("salesforce_merges", "resolve_references", "resolve_activity_references",
+                               "monday_task_deals", "salesforce_contact_roles", "associations", "internal_filter"))
 def map_stages(conn, run) -> dict[str, int]:
     """Only stages the forecast category decides get a mapping here; the rest is the stage step's."""
     found = conn.execute(_STAGES, run.params).fetchone()

@@ -648,7 +648,8 @@ SELECT DISTINCT ct.id, lower(ct.email) AS email
 
 # It reads none of what the steps before it write, so it runs whenever a slot is free (from the start of the
 # run); of the steps after it only computed_contacts (and, through it, computed_accounts) waits for it.
-@register_step("contact_scope", order=59, independent_of=("stage_normalization", "resolve_references", "associations",
+@register_step("contact_scope", order=59, independent_of=("stage_normalization", "resolve_references",
+                                                          "resolve_activity_references", "associations",
                                                           "internal_filter", "linker", "linker_activities",
                                                           "single_deal_inference", "cwd"))
 def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:

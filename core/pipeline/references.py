@@ -49,11 +49,29 @@ UPDATE {table} AS r SET {id_col} = m.id
 """
 
 
+# Two steps, which run at once: the references of contacts, deals and their stage history, which the stage and
+# association steps wait for, and those of the activity-like tables, which the association inference, the
+# activity linker and the scores read. Each writes its own tables and reads only the targets' keys, which neither
+# writes. (On a full run over settled data the two are the whole first second and a half of the run, when the
+# other core had nothing to do.)
+_CORE_TABLES = frozenset({"contacts", "deals", "deal_stage_history"})
+
+
 @register_step("resolve_references", order=10)
 def resolve_references(conn, run) -> dict[str, int]:
+    return _resolve(conn, run, [r for r in REFERENCES if r[0] in _CORE_TABLES])
+
+
+@register_step("resolve_activity_references", order=11, independent_of=("resolve_references",))
+def resolve_activity_references(conn, run) -> dict[str, int]:
+    """activities, tasks, calls and leads."""
+    return _resolve(conn, run, [r for r in REFERENCES if r[0] not in _CORE_TABLES])
+
+
+def _resolve(conn, run, references) -> dict[str, int]:
     params = {"workspace_id": run.workspace_id, "since": run.since}
     changed: dict[str, int] = {}
-    for table, id_col, src_col, target in REFERENCES:
+    for table, id_col, src_col, target in references:
         names = {"table": sql.Identifier(table), "id_col": sql.Identifier(id_col),
                  "target": sql.Identifier(target), "src_col": sql.Identifier(src_col),
                  "row_changed": sql.SQL(changed_since(table, "r")), "target_changed": sql.SQL(changed_since(target, "t"))}
