@@ -81,7 +81,7 @@ def check_direct(url: str) -> None:
         if first.endswith("-pooler"):
             raise DatabaseError(
                 f"DATABASE_URL points at a transaction-mode connection pooler ({host.strip()}): Pandora's locks need a "
-                f"direct connection; use the host {first[:-len('-pooler')]}{dot}{rest}")
+                f"direct connection; use the host {first.removesuffix('-pooler')}{dot}{rest}")
 
 
 def resolve_url(settings: Settings) -> str:
