@@ -2,7 +2,7 @@
 idempotency and incremental runs. Data goes in through upsert_rows; the whole post-sync pipeline runs."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -402,3 +402,143 @@ def test_a_departed_participant_leaves_crm_and_manual_links_alone(db, workspace)
     run_post_sync(db, workspace["id"])
     assert links(db, workspace)["k1"][:2] == ("c1", "a1")
     assert links(db, workspace)["k2"][:4] == (None, None, None, "manual")
+
+
+# --- Links to rows their source deleted (soft deletes: a CRM deal archived or merged away, a contact merged) ---
+
+RECENT = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=10)  # inside CWD's 90-day window
+ACME_DEAL = {"name": "Acme deal", "account_source_id": "a1", "stage_normalized": "evaluation", "source_created_at": T0}
+
+
+def delete(db, ws, table, row, source="hubspot"):
+    """What a sync writes when the source deleted (archived) a record: the row again, with deleted_at."""
+    write(db, ws, table, [{**row, "deleted_at": datetime.now(timezone.utc)}], source=source)
+
+
+def cwd(db, ws):
+    with db.connection() as conn:
+        return {r["source_id"]: r["cwd_severity"] for r in conn.execute(
+            "SELECT source_id, cwd_severity FROM conversations WHERE workspace_id = %s", (ws["id"],))}
+
+
+def test_the_calls_of_a_deal_merged_away_go_to_the_remaining_deal_and_without_one_become_cwd(db, workspace):
+    setup_crm(db, workspace)  # Acme: d1 open, d9 closed
+    write(db, workspace, "conversations", [
+        call("k1", "jane@acme.io", at=RECENT),
+        call("k2", "bob@acme.io", at=RECENT, source_data={"crm_context": {"deal_source_id": "d1"}})], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][2:4] == ("d1", "deal_inference")
+    assert links(db, workspace)["k2"][2:4] == ("d1", "crm_native")
+    # The CRM merges d1 into d2: d1 is archived, d2 (created before the calls) is the one left.
+    delete(db, workspace, "deals", {"source_id": "d1", **ACME_DEAL})
+    write(db, workspace, "deals", [{"source_id": "d2", **ACME_DEAL}])
+    report = run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    # Both lose the deleted deal, whatever set it (a CRM link outranks an inference, but it is no link now).
+    assert got["k1"][:4] == ("c1", "a1", "d2", "deal_inference")
+    assert got["k2"][:4] == ("c2", "a1", "d2", "deal_inference")
+    # (Its account, which came with the CRM deal, is there still: only the field that named the deleted row moves.)
+    assert got["k2"][4] == {"contact": "email_match", "account": "crm_native", "deal": "deal_inference",
+                            "contact_email": "bob@acme.io"}
+    assert step_changes(report)["conversations.deal_inference"] == 2
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))  # a full run agrees
+    assert links(db, workspace) == got
+    # Then d2 goes too: Acme has no open deal, and its two calls are conversations without deals.
+    delete(db, workspace, "deals", {"source_id": "d2", **ACME_DEAL})
+    report = run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    assert got["k1"][:4] == ("c1", "a1", None, "email_match") and got["k2"][:4] == ("c2", "a1", None, "crm_native")
+    assert step_changes(report)["conversations.unlinked"] == 2
+    assert cwd(db, workspace) == {"k1": "high", "k2": "high"}
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+    # Restored in the CRM: the call that names it is linked to it again.
+    write(db, workspace, "deals", [{"source_id": "d1", **ACME_DEAL, "deleted_at": None}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    assert links(db, workspace)["k2"][2:4] == ("d1", "crm_native")
+    assert links(db, workspace)["k1"][2:4] == ("d1", "deal_inference")  # the only open deal again
+    assert cwd(db, workspace) == {"k1": None, "k2": None}
+
+
+def test_a_merged_away_contact_hands_its_calls_to_the_survivor_of_the_same_email(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io"), call("k2", "bob@acme.io"),
+                                           call("k3", source_data={"crm_context": {"contact_source_id": "c2"}})],
+          source="gong")
+    run_post_sync(db, workspace["id"])
+    assert [links(db, workspace)[k][:2] for k in ("k1", "k2", "k3")] == [("c1", "a1"), ("c2", "a1"), ("c2", "a1")]
+    # jane's two records are merged into c5; bob is deleted and nobody else has his e-mail.
+    delete(db, workspace, "contacts", {"source_id": "c1", "email": "Jane@Acme.io", "account_source_id": "a1"})
+    write(db, workspace, "contacts", [{"source_id": "c5", "email": "jane@acme.io", "account_source_id": "a1"}])
+    delete(db, workspace, "contacts", {"source_id": "c2", "email": "bob@acme.io", "account_source_id": "a1"})
+    run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    assert got["k1"][:4] == ("c5", "a1", None, "email_match")
+    # No contact is left for bob; the account his match gave still stands (Acme is there), and so does the CRM's.
+    assert got["k2"][:4] == (None, "a1", None, "email_match") and "contact" not in got["k2"][4]
+    assert got["k3"][:4] == (None, "a1", None, "crm_native") and got["k3"][4] == {"account": "crm_native"}
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+
+
+def test_a_deleted_account_is_no_link_and_is_not_taken_from_a_contact_or_a_deal(db, workspace):
+    setup_crm(db, workspace)  # Globex (a2): amy (c3) and one open deal, g1
+    write(db, workspace, "conversations", [call("k1", "amy@globex.com")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:4] == ("c3", "a2", "g1", "deal_inference")
+    delete(db, workspace, "accounts", {"source_id": "a2", "name": "Globex"})
+    write(db, workspace, "conversations", [call("k2", "amy@globex.com"),
+                                           call("k3", source_data={"crm_context": {"deal_source_id": "g1"}})],
+          source="gong")
+    run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace)
+    # amy's contact still names Globex (a reference is never cleared), but a deleted account is no account: the
+    # inferred deal goes with it; the CRM deal g1 stands, without its deleted account.
+    assert got["k1"][:4] == ("c3", None, None, "email_match")
+    assert got["k2"][:4] == ("c3", None, None, "email_match")
+    assert got["k3"][:4] == (None, None, "g1", "crm_native")
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+
+
+def test_the_calls_of_a_company_merged_away_follow_its_contacts_to_the_survivor(db, workspace):
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "amy@globex.com")], source="gong")
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][:4] == ("c3", "a2", "g1", "deal_inference")
+    # One sync: Globex (a2) is merged into Initech (a3), which takes amy and the deal.
+    delete(db, workspace, "accounts", {"source_id": "a2", "name": "Globex"})
+    write(db, workspace, "accounts", [{"source_id": "a3", "name": "Initech"}])
+    write(db, workspace, "contacts", [{"source_id": "c3", "email": "amy@globex.com", "account_source_id": "a3"}])
+    write(db, workspace, "deals", [{"source_id": "g1", "name": "Globex deal", "account_source_id": "a3",
+                                    "stage_normalized": "decision", "source_created_at": T0}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    assert links(db, workspace)["k1"][:4] == ("c3", "a3", "g1", "deal_inference")
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+
+
+def test_an_activity_loses_its_deleted_crm_deal_and_the_references_step_does_not_set_it_again(db, workspace):
+    setup_crm(db, workspace, open_deals=2)
+    write(db, workspace, "activities", [{"source_id": "e1", "occurred_at": CALL_AT, "account_source_id": "a1",
+                                         "deal_source_id": "d1"}])
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace, "activities")["e1"][:4] == (None, "a1", "d1", "crm_native")
+    delete(db, workspace, "deals", {"source_id": "d1", **ACME_DEAL})
+    # Written after the deletion, still naming d1: the write path does not resolve it to the deleted deal.
+    write(db, workspace, "activities", [{"source_id": "e2", "occurred_at": CALL_AT, "account_source_id": "a1",
+                                         "deal_source_id": "d1"}])
+    assert links(db, workspace, "activities")["e2"][:4] == (None, "a1", None, "crm_native")
+    run_post_sync(db, workspace["id"], incremental=True)
+    # d2 is the one open Acme deal left: both are inferred onto it.
+    got = links(db, workspace, "activities")
+    assert got["e1"][:4] == got["e2"][:4] == (None, "a1", "d2", "deal_inference")
+    second = run_post_sync(db, workspace["id"])  # resolve_activity_references would set d1 again if it could
+    assert all(not s["changed"] for s in second)
+
+
+def test_a_manual_link_to_a_deleted_deal_stays(db, workspace):
+    setup_crm(db, workspace)
+    write(db, workspace, "conversations", [call("k1", "jane@acme.io", link_method="manual")], source="gong")
+    with db.connection() as conn:  # a person linked it to d1
+        conn.execute("UPDATE conversations SET deal_id = (SELECT id FROM deals WHERE workspace_id = %(ws)s"
+                     " AND source_id = 'd1') WHERE workspace_id = %(ws)s", {"ws": workspace["id"]})
+    delete(db, workspace, "deals", {"source_id": "d1", **ACME_DEAL})
+    run_post_sync(db, workspace["id"])
+    assert links(db, workspace)["k1"][2:4] == ("d1", "manual")

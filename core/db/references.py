@@ -87,10 +87,12 @@ def _text(ref: Any) -> str:
 
 
 def _lookup(conn, target: str, workspace_id: str, wanted: dict[str, set[str]]) -> dict[tuple[str, str], Any]:
-    """(source, source_id) -> id of the stored `target` rows among `wanted`, through its unique key."""
+    """(source, source_id) -> id of the stored `target` rows among `wanted`, through its unique key. Deleted rows
+    are left out: a reference resolves to a live row only (core.pipeline.references)."""
     cur = conn.cursor(row_factory=tuple_row)
     stmt = sql.SQL("SELECT source_id, id FROM {} WHERE workspace_id = %(workspace_id)s AND source = %(source)s"
-                   " AND source_id = ANY(string_to_array(%(ids)s, E'\\x1f'))").format(sql.Identifier(target))
+                   " AND source_id = ANY(string_to_array(%(ids)s, E'\\x1f')) AND deleted_at IS NULL"
+                   ).format(sql.Identifier(target))
     found: dict[tuple[str, str], Any] = {}
     for source, ids in wanted.items():
         for source_id, id_ in cur.execute(stmt, {"workspace_id": workspace_id, "source": source,

@@ -46,14 +46,21 @@ deal's method, else the account's, else the contact's; `linked_at` = when the li
 never; labelling ids another path set does not move it: linked_at is indexed, the labels are not, so a relabel
 can be a heap-only update). The write path inserts activities whose ids it resolved from their own references already labelled
 crm_native (core.db.references.LABELLED), so after a first sync most have nothing left to relabel.
-Soft-deleted targets are never linked to; deleted rows are not linked.
+Soft-deleted targets are never linked to; deleted rows are not linked. A link to a row its source has since
+deleted (a CRM deal archived, or merged into another; a contact merged away; a company deleted) is no link:
+that field is decided again by the tiers as if it were empty (the calls of a deal merged away go to the account's
+one remaining open deal by inference, or become conversations without deals; a merged contact's calls find the
+survivor by e-mail), and cleared when none gives it, whatever method had set it; an account that is deleted is
+never taken from a contact or a CRM deal either. Manual links stay as they are. (A file import's rollback
+hard-deletes rows, and `clear_dangling_references` clears links to those.)
 
 Incremental (run.since set): rows changed since, plus the rows changes elsewhere can affect — rows without a
 contact whose participant emails match a contact changed since, rows whose CRM ids match an account/deal/
 contact changed since, rows whose account can come from their CRM deal/contact (the pipeline sets those
 accounts without moving updated_at), and every row with an account and no deal (deal stages move without
 updated_at too). CRM ids are still read from every row whose links are not all at crm rank (nothing indexes
-JSON paths); only the joins shrink. A change of the internal domains or of these rules (`pipeline_state`)
+JSON paths); only the joins shrink. (A deletion is a change: the rows linked to a row deleted since are among
+those on changed deals/contacts/accounts.) A change of the internal domains or of these rules (`pipeline_state`)
 makes the run full. Import rollbacks (hard deletes) already run the pipeline in full.
 
 Performance: participant emails and CRM ids (elements of JSON arrays, which the planner cannot count) are
@@ -71,7 +78,7 @@ from core.pipeline.lookups import rows_naming
 from core.pipeline.participants import email_key, marked_internal
 
 # Bump when the linking rules change, so the next incremental run relinks everything.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 RANKS = {"manual": 4, "crm_native": 3, "deal_name": 3, "email_match": 2, "deal_inference": 1}
 
@@ -111,7 +118,7 @@ _MD = "CASE WHEN r.deal_id IS NOT NULL THEN COALESCE(r.link_details->>'deal', {d
 # of ours (see the docstring). The containment of the exact value, with nobody of that exact e-mail marked
 # internal, settles nearly every row without unnesting its participants; only the rest (the person left, turned
 # internal, or the source now spells them otherwise) are read element by element. Evaluated once per run into a
-# temp table (`_DEPARTED_ROWS`) that the e-mail collection and the link statement both read.
+# temp table (`_GONE_ROWS`) that the e-mail collection and the link statement both read.
 _AFFILIATION = "p.v->>'affiliation'"
 _PARTICIPANT_EMAIL, _RECORDED_EMAIL = email_key("p.v->>'email'"), email_key("r.link_details->>'contact_email'")
 _DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_match'"
@@ -127,9 +134,25 @@ _DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_
              f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL} AND {marked_internal(_AFFILIATION)} IS NOT TRUE)))"
              " IS TRUE")
 
-_DEPARTED_ROWS = """
-CREATE TEMP TABLE {departed_rows} ON COMMIT DROP AS
-SELECT r.id FROM {table} r WHERE {rows} AND {departed}
+# The workspace's soft-deleted accounts, contacts and deals (few, through partial indexes: migration 0030): a link
+# to one of them is no link (see the docstring), and none of them is linked to.
+_DEAD = """
+CREATE TEMP TABLE {dead} ON COMMIT DROP AS
+SELECT 'account' AS kind, id FROM accounts WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL
+UNION ALL SELECT 'contact', id FROM contacts WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL
+UNION ALL SELECT 'deal', id FROM deals WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL
+"""
+
+# Rows with a departed e-mail match or a link to a deleted row, and which (`{gone_rows}`).
+_GONE_ROWS = """
+CREATE TEMP TABLE {gone_rows} ON COMMIT DROP AS
+SELECT * FROM (
+    SELECT r.id, {departed} AS departed,
+           (r.contact_id IN (SELECT id FROM {dead} WHERE kind = 'contact')) IS TRUE AS dead_contact,
+           (r.account_id IN (SELECT id FROM {dead} WHERE kind = 'account')) IS TRUE AS dead_account,
+           (r.deal_id IN (SELECT id FROM {dead} WHERE kind = 'deal')) IS TRUE AS dead_deal
+      FROM {table} r WHERE {rows} OFFSET 0) AS g
+ WHERE departed OR dead_contact OR dead_account OR dead_deal
 """
 
 _ROWS = """r.workspace_id = %(workspace_id)s AND r.deleted_at IS NULL
@@ -141,9 +164,10 @@ _CHANGED_SINCE = "workspace_id = %(workspace_id)s AND NOT %(full)s AND {}"
 # The two intermediate sets whose size the planner cannot guess (elements of JSON arrays) go to temp tables
 # that are ANALYZEd, so the joins after them are planned on real numbers.
 
-# External participant emails of rows without a contact (or whose e-mail-matched contact left them), each with
+# External participant emails of rows without a contact (or whose contact left them, or was deleted), each with
 # one spelling of it as the source wrote it (`raw`, recorded with a match). Incrementally, only of rows changed
-# since or emails of contacts changed since: an unchanged row found no contact among unchanged contacts last time.
+# since or emails of contacts changed since: an unchanged row found no contact among unchanged contacts last time
+# (a row whose contact is gone is read whole: another contact of the same e-mail may have been there all along).
 _EMAILS = """
 CREATE TEMP TABLE {emails} ON COMMIT DROP AS
 WITH changed_emails AS (
@@ -151,10 +175,11 @@ WITH changed_emails AS (
 )
 SELECT DISTINCT ON (id, email) id, email, raw FROM (
     SELECT id, touched, {email} AS email, p->'email' AS raw, {internal} AS internal
-      FROM (SELECT r.id, {touched} AS touched,
+      -- a row with a contact is here because that contact is gone from it: every e-mail of it counts
+      FROM (SELECT r.id, {touched} OR r.contact_id IS NOT NULL AS touched,
                    r.participants -> generate_series(0, jsonb_array_length(r.participants) - 1) AS p
               FROM {table} r
-             WHERE {rows} AND (r.contact_id IS NULL OR r.id IN (SELECT id FROM {departed_rows}))
+             WHERE {rows} AND (r.contact_id IS NULL OR r.id IN (SELECT id FROM {gone_rows} WHERE departed OR dead_contact))
                AND jsonb_typeof(r.participants) = 'array') AS x
 ) AS e
 WHERE email LIKE '%%_@_%%' AND internal IS NOT TRUE
@@ -273,17 +298,22 @@ SELECT ARRAY(SELECT DISTINCT email FROM c WHERE email IS NOT NULL) AS changed_em
 
 _LINK = """
 WITH base AS MATERIALIZED (
-    -- A departed e-mail match (_DEPARTED, found before: {departed_rows}) counts as no method at all, and so
-    -- does the account it gave. (OFFSET 0: the lookup runs once per row, not once per use.)
-    SELECT id, rid, at, contact_id, account_id, deal_id, link_details, link_method, md,
-           CASE WHEN NOT departed THEN mc END AS mc, CASE WHEN NOT (ma = 'email_match' AND departed) THEN ma END AS ma
+    -- A departed e-mail match (_DEPARTED, found before: {gone_rows}) counts as no method at all, and so does the
+    -- account it gave; so does a link to a deleted row (the deal one: dead_deal drops it below). (OFFSET 0: the
+    -- lookup runs once per row, not once per use.)
+    SELECT id, rid, at, contact_id, account_id, deal_id, link_details, link_method, dead_deal,
+           CASE WHEN NOT dead_deal THEN md END AS md,
+           CASE WHEN NOT (departed OR dead_contact) THEN mc END AS mc,
+           CASE WHEN NOT ((ma = 'email_match' AND departed) OR dead_account) THEN ma END AS ma
       FROM (SELECT r.id, r.ctid AS rid, r.{at} AS at, r.contact_id, r.account_id, r.deal_id, r.link_details,
-                   r.link_method, {mc} AS mc, {ma} AS ma, {md} AS md,
-                   r.id IN (SELECT id FROM {departed_rows}) AS departed
+                   r.link_method, {mc} AS mc, {ma} AS ma, {md} AS md, COALESCE(g.departed, false) AS departed,
+                   COALESCE(g.dead_contact, false) AS dead_contact, COALESCE(g.dead_account, false) AS dead_account,
+                   COALESCE(g.dead_deal, false) AS dead_deal
               FROM {table} r
+              LEFT JOIN {gone_rows} g ON g.id = r.id
              WHERE {rows} OFFSET 0) AS r
 ), matches AS (
-    SELECT e.id, c.id AS contact_id, c.account_id, e.email, e.raw
+    SELECT e.id, c.id AS contact_id, {live_contact_account} AS account_id, e.email, e.raw
       FROM {emails} e
       JOIN contacts c ON c.workspace_id = %(workspace_id)s AND lower(c.email) = e.email AND c.deleted_at IS NULL
 ), crm_row AS (
@@ -314,17 +344,18 @@ WITH base AS MATERIALIZED (
      ORDER BY m.id, (m.account_id = COALESCE(x.account_id, x.deal_account, b.account_id)) IS TRUE DESC,
               (m.account_id IS NOT NULL) DESC, m.votes DESC, m.email COLLATE "C", m.contact_id
 ), sticky AS (
-    -- A contact matched earlier whose account arrived later (e.g. linked by association inference).
-    SELECT b.id, c.account_id
+    -- A contact matched earlier whose account arrived later (e.g. linked by association inference), or moved
+    -- on from one that was deleted (a company merged away).
+    SELECT b.id, {live_contact_account} AS account_id
       FROM base b
       JOIN contacts c ON c.workspace_id = %(workspace_id)s AND c.id = b.contact_id
-     WHERE b.mc = 'email_match' AND b.account_id IS NULL AND c.account_id IS NOT NULL
+     WHERE b.mc = 'email_match' AND b.ma IS NULL AND {live_contact_account} IS NOT NULL
 ), linked AS MATERIALIZED (
     -- Contact, then account: a method replaces a field only when it outranks the method behind it. A field
     -- whose value is what the CRM says is recorded as crm_native whatever set it (resolve_references rewrites
     -- ids without looking at link_method).
     SELECT b.id, b.rid, b.at, b.contact_id, b.account_id, b.deal_id, b.link_details, b.link_method, b.md,
-           y.new_contact, x.new_mc, z.new_account, y.new_ma, w.crm_deal,
+           b.dead_deal, y.new_contact, x.new_mc, z.new_account, y.new_ma, w.crm_deal,
            -- the participant an e-mail match was made on: the one recorded, or this run's pick
            CASE x.new_mc WHEN 'email_match' THEN CASE WHEN b.mc = 'email_match' THEN b.link_details->'contact_email'
                                                       ELSE ep.raw END END AS new_email,
@@ -367,10 +398,10 @@ WITH base AS MATERIALIZED (
            COALESCE(d.new_md, l.new_ma, l.new_mc) AS method
       FROM linked l
       LEFT JOIN first_open_deals f ON f.account_id = l.new_account AND l.crm_deal IS NULL
-                                  AND (l.deal_id IS NULL OR l.drop_inferred)
+                                  AND (l.deal_id IS NULL OR l.drop_inferred OR l.dead_deal)
                                   AND f.born <= l.at AND (f.next_born IS NULL OR f.next_born > l.at)
-     CROSS JOIN LATERAL (SELECT CASE WHEN l.drop_inferred THEN NULL ELSE l.deal_id END AS keep_deal,
-                                CASE WHEN l.drop_inferred THEN NULL ELSE l.md END AS keep_md) AS k
+     CROSS JOIN LATERAL (SELECT CASE WHEN l.drop_inferred OR l.dead_deal THEN NULL ELSE l.deal_id END AS keep_deal,
+                                CASE WHEN l.drop_inferred OR l.dead_deal THEN NULL ELSE l.md END AS keep_md) AS k
      CROSS JOIN LATERAL (SELECT CASE WHEN l.crm_deal IS NOT NULL AND ({rank_k_md} < 3 OR l.crm_deal = k.keep_deal)
                                      THEN l.crm_deal
                                      WHEN k.keep_deal IS NOT NULL THEN k.keep_deal ELSE f.deal_id END AS new_deal,
@@ -417,10 +448,15 @@ def _pick(alias: str, column: str = "id") -> str:
 
 
 @lru_cache(maxsize=None)
-def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, str, str]:
+def _live_account(account: str, dead: str) -> str:
+    """The account id `account`, or NULL when that account is deleted (in the `dead` temp table)."""
+    return f"(CASE WHEN ({account}) IN (SELECT id FROM {dead} WHERE kind = 'account') THEN NULL ELSE {account} END)"
+
+
+def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, str, str, str]:
     spec = _TABLES[table]
     md = _MD.format(deal_origin=spec["deal_origin"])
-    cand = f"_linker_cand_{table}"
+    cand, dead = f"_linker_cand_{table}", f"_linker_dead_{table}"
     # The candidates as an array: each is one probe of the primary key. As `IN (SELECT …)` the planner hashed them
     # against a scan of every row of the workspace (the e-mail collection: 130 ms, against 13 ms, for the 3,000 of
     # a 1 % sync; as fast at 60,000).
@@ -431,7 +467,8 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         **{f"changed_{t}": _CHANGED_SINCE.format(changed_since(t)) for t in ("accounts", "deals", "contacts")},
         "own_refs": spec["own_refs"],
         "keep_refs": _KEEP_CHANGED if incremental else _KEEP_ALL,
-        "departed": _DEPARTED, "departed_rows": f"_linker_departed_{table}",
+        "departed": _DEPARTED, "gone_rows": f"_linker_gone_{table}", "dead": dead,
+        "live_contact_account": _live_account("c.account_id", dead),
         "email": email_key("p->>'email'"), "internal": marked_internal("p->>'affiliation'"),
         "has_single": spec["has_single"], "not_final": f"({_rank(_MC)} < 3 OR {_rank(_MA)} < 3 OR {_rank(md)} < 3)",
         "derivable": f"{_rank(_MA)} < 3 AND ({_MC} = 'crm_native' OR {md} = 'crm_native')", "mc": _MC, "ma": _MA, "md": md,
@@ -439,10 +476,11 @@ def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, s
         "rank_b_mc": _rank("b.mc"), "rank_b_ma": _rank("b.ma"), "rank_k_md": _rank("k.keep_md"),
         "emails": f"_linker_emails_{table}", "refs": f"_linker_refs_{table}",
         "pick_contact": _pick("c"), "pick_account": _pick("a"), "pick_deal": _pick("d"),
-        "pick_deal_account": _pick("d", "account_id"), "pick_contact_account": _pick("c", "account_id"),
+        "pick_deal_account": _live_account(_pick("d", "account_id"), dead),
+        "pick_contact_account": _live_account(_pick("c", "account_id"), dead),
     }
-    return (_CANDIDATES.format(**names), _DEPARTED_ROWS.format(**names), _EMAILS.format(**names), _REFS.format(**names),
-            _LINK.format(**names))
+    return (_CANDIDATES.format(**names), _DEAD.format(**names), _GONE_ROWS.format(**names), _EMAILS.format(**names),
+            _REFS.format(**names), _LINK.format(**names))
 
 
 def _link(conn, run, table: str, step: str) -> dict[str, int]:
@@ -457,15 +495,16 @@ def _link(conn, run, table: str, step: str) -> dict[str, int]:
             "noted_contacts": run.noted("contacts.account_id")}).fetchone())
     with conn.transaction():  # the temp tables and SET LOCAL need one, even on an autocommit connection
         conn.execute("SET LOCAL work_mem = '64MB'")  # the joins and sorts below cover the whole workspace
-        candidates, departed, emails, refs, link = _statements(table, not full)
-        temps = f"_linker_departed_{table}, _linker_emails_{table}, _linker_refs_{table}"
+        candidates, dead, gone, emails, refs, link = _statements(table, not full)
+        temps = f"_linker_dead_{table}, _linker_gone_{table}, _linker_emails_{table}, _linker_refs_{table}"
         if not full:
             listed = (rows_naming(conn, table, "emails", run.workspace_id, params["changed_emails"])
                       + rows_naming(conn, table, "crm_ids", run.workspace_id, params["changed_sids"]))
             conn.execute(candidates, {**params, "cand_own": run.noted_on(table), "cand_listed": listed})
             conn.execute(f"ANALYZE _linker_cand_{table}")
             temps += f", _linker_cand_{table}"
-        conn.execute(departed, params)
+        conn.execute(dead, params)
+        conn.execute(gone, params)
         conn.execute(emails, params)
         conn.execute(refs, params)
         conn.execute(f"ANALYZE _linker_emails_{table}, _linker_refs_{table}")

@@ -4,7 +4,10 @@ Connectors write what the source says ("this deal belongs to company 4711"); the
 `deals.account_id` when the company is stored by then (core.db.references), and this step resolves the rest once
 both rows exist, whatever order the streams arrived in. A reference points at a row
 of the same source. It is set-based (one UPDATE per reference), idempotent (only rows whose id would change
-are touched) and never clears an id when the referenced row is missing.
+are touched) and never clears an id when the referenced row is missing. A reference resolves to a live row only:
+a deleted one (soft-deleted by its source) is as good as missing, so an id the linker cleared because it pointed
+at a deleted deal, contact or account (core.pipeline.linker) is not set again here, and comes back when the
+row is restored (a row whose id is NULL and whose reference is not is in every incremental run's scope).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ UPDATE {table} AS r SET {id_col} = t.id
    AND t.workspace_id = r.workspace_id
    AND t.source = r.source
    AND t.source_id = r.{src_col}
+   AND t.deleted_at IS NULL
    AND r.{id_col} IS DISTINCT FROM t.id {scope}
 """
 # An incremental run resolves the rows a sync wrote since the last run, the rows whose target had not arrived
@@ -39,7 +43,7 @@ _INFERRED_TOO = frozenset({("contacts", "account_id"), ("deals", "account_id"), 
 _UPDATE_FROM_FILE = """
 UPDATE {table} AS r SET {id_col} = m.id
   FROM (SELECT t.source_id, min(t.id::text)::uuid AS id FROM {target} t
-         WHERE t.workspace_id = %(workspace_id)s
+         WHERE t.workspace_id = %(workspace_id)s AND t.deleted_at IS NULL
            AND t.source_id IN (SELECT w.{src_col} FROM {table} w WHERE w.workspace_id = %(workspace_id)s
                                   AND w.source = 'csv_import' AND w.{id_col} IS NULL
                                   AND w.{src_col} IS NOT NULL)
