@@ -106,6 +106,26 @@ def test_single_deal_inference_is_withdrawn_when_a_second_deal_appears(db, works
     assert deal_contacts(db, workspace) == []
 
 
+def test_single_deal_inference_is_withdrawn_when_the_contact_is_deleted_and_back_when_restored(db, workspace):
+    """A contact its source deleted is nobody's stakeholder (the deal scores count a deal's contacts): its inferred
+    link goes, in an incremental run as in a full one, and comes back with the contact."""
+    from datetime import datetime, timezone
+
+    write(db, workspace, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"}])
+    write(db, workspace, "deals", [{"source_id": "d1", "name": "Acme Pilot", "account_name": "Acme"}])
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "bob@acme.io"}, {"source_id": "c2", "email": "amy@acme.io"}])
+    run_post_sync(db, workspace["id"])
+    both = [("amy@acme.io", "Acme Pilot", "inferred_single_deal"), ("bob@acme.io", "Acme Pilot", "inferred_single_deal")]
+    assert deal_contacts(db, workspace) == both
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "bob@acme.io", "deleted_at": datetime.now(timezone.utc)}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    assert deal_contacts(db, workspace) == both[:1]
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
+    write(db, workspace, "contacts", [{"source_id": "c1", "email": "bob@acme.io", "deleted_at": None}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    assert deal_contacts(db, workspace) == both
+
+
 def test_running_the_pipeline_twice_changes_nothing_the_second_time(db, workspace):
     write(db, workspace, "accounts", [{"source_id": "a1", "name": "Acme", "domain": "acme.io"}])
     write(db, workspace, "deals", [{"source_id": "d1", "name": "Acme Pilot", "account_name": "Acme"}])

@@ -99,8 +99,9 @@ _ONLY_DEAL = """
 _OTHER_LINK = """EXISTS (SELECT 1 FROM deal_contacts x WHERE x.workspace_id = %(workspace_id)s AND x.contact_id = {contact}
                           AND x.role_source IS DISTINCT FROM 'inferred_single_deal')"""
 
-# An inferred link is withdrawn when it no longer holds (the account gained a deal, the contact moved, or a
-# stronger link exists), then re-inferred: the two statements together are idempotent.
+# An inferred link is withdrawn when it no longer holds (the account gained a deal, the deal or the contact was
+# deleted, the contact moved, or a stronger link exists), then re-inferred: the two statements together are
+# idempotent.
 _WITHDRAW_SINGLE_DEAL = f"""
 WITH only_deal AS MATERIALIZED ({_ONLY_DEAL}),
 cand AS MATERIALIZED (/*withdraw*/)
@@ -108,7 +109,8 @@ DELETE FROM deal_contacts dc USING cand x
  WHERE dc.workspace_id = %(workspace_id)s AND dc.role_source = 'inferred_single_deal'
    AND dc.deal_id = x.deal_id AND dc.contact_id = x.contact_id
    AND (NOT EXISTS (SELECT 1 FROM contacts c JOIN only_deal o ON o.account_id = c.account_id
-                     WHERE c.workspace_id = dc.workspace_id AND c.id = dc.contact_id AND o.deal_id = dc.deal_id)
+                     WHERE c.workspace_id = dc.workspace_id AND c.id = dc.contact_id AND c.deleted_at IS NULL
+                       AND o.deal_id = dc.deal_id)
         OR {_OTHER_LINK.format(contact="dc.contact_id")})
 """
 # The inferred links to look at: all of them on a full run; on an incremental one, those to the deals of the
