@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from core.db.upsert import upsert_rows
+from core.pipeline import run_post_sync
 from tests.fakes.monday_api import BOARD, FIXTURE_COLUMNS, cell, column, fixture
 from tests.test_monday_support import (  # noqa: F401  (fixtures)
     connect, connector, db, engine, monday, task_count, tasks, vault, workspace)
@@ -247,6 +248,12 @@ def test_tasks_link_to_deals_by_crm_url_and_by_name(db, vault, workspace, connec
     monday.update_item("703", cells=[cell("deal", "text", "", None)])  # the deal was taken off the item
     assert engine.run(workspace["id"], "monday").status == "succeeded"
     [row] = rows(db, workspace, "SELECT deal_id FROM tasks WHERE workspace_id = %s AND source_id = '703'")
+    assert row["deal_id"] is None
+    with db.connection() as conn:  # HubSpot deletes (archives) the deal 701 names: no deal is left to link
+        upsert_rows(conn, "deals", workspace["id"], [{"source": "hubspot", "source_id": "9001", "name": "Acme renewal",
+                                                      "deleted_at": datetime.now(timezone.utc)}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    [row] = rows(db, workspace, "SELECT deal_id FROM tasks WHERE workspace_id = %s AND source_id = '701'")
     assert row["deal_id"] is None
 
 

@@ -3,8 +3,8 @@ monday tasks).
 
 A task names its deal either by CRM record — `deal_source_id` with `custom_fields.deal_crm` 'hubspot' or
 'salesforce', read from a deal URL or id — or by name (`custom_fields.deal_name`). The CRM record wins when that
-deal is synced; otherwise a name links when exactly one live deal has it (case-insensitive, trimmed); an
-ambiguous or unknown name links nothing. `resolve_references` cannot do this: it only follows references within
+deal is synced and live (a deal the CRM deleted is no deal: the name decides); otherwise a name links when
+exactly one live deal has it (case-insensitive, trimmed); an ambiguous or unknown name links nothing. `resolve_references` cannot do this: it only follows references within
 one source, and these point from monday into a CRM.
 
 A subitem that names no deal of its own (no deal column value, no CRM link) belongs to its parent item's deal
@@ -41,6 +41,7 @@ WITH changed_deals AS (
     SELECT s.id AS task_id, min(d.id::text)::uuid AS deal_id
       FROM scope s
       JOIN deals d ON d.workspace_id = %(workspace_id)s AND d.source = s.crm AND d.source_id = s.deal_source_id
+       AND d.deleted_at IS NULL
      GROUP BY s.id
 ), by_name AS (
     SELECT s.id AS task_id, min(d.id::text)::uuid AS deal_id, count(*) AS n
