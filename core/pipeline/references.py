@@ -16,6 +16,11 @@ from psycopg import sql
 from core.db.references import REFERENCES
 from core.pipeline import changed_since, register_step
 
+# A live target: not among the workspace's deleted ones (a partial index, migration 0030). Spelt as a test of the
+# joined rows, not `t.deleted_at IS NULL`, which the planner puts in the scan of every target row (a million
+# contacts: +0.1 s a statement, reading a column at the end of each row).
+_LIVE = "t.id NOT IN (SELECT id FROM {target} WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL)"
+
 _UPDATE = """
 UPDATE {table} AS r SET {id_col} = t.id
   FROM {target} AS t
@@ -23,8 +28,7 @@ UPDATE {table} AS r SET {id_col} = t.id
    AND t.workspace_id = r.workspace_id
    AND t.source = r.source
    AND t.source_id = r.{src_col}
-   AND t.deleted_at IS NULL
-   AND r.{id_col} IS DISTINCT FROM t.id {scope}
+   AND r.{id_col} IS DISTINCT FROM t.id AND """ + _LIVE + """ {scope}
 """
 # An incremental run resolves the rows a sync wrote since the last run, the rows whose target had not arrived
 # yet (a partial index holds just those), and, where another step may have linked a row by inference meanwhile,
@@ -43,7 +47,7 @@ _INFERRED_TOO = frozenset({("contacts", "account_id"), ("deals", "account_id"), 
 _UPDATE_FROM_FILE = """
 UPDATE {table} AS r SET {id_col} = m.id
   FROM (SELECT t.source_id, min(t.id::text)::uuid AS id FROM {target} t
-         WHERE t.workspace_id = %(workspace_id)s AND t.deleted_at IS NULL
+         WHERE t.workspace_id = %(workspace_id)s AND """ + _LIVE + """
            AND t.source_id IN (SELECT w.{src_col} FROM {table} w WHERE w.workspace_id = %(workspace_id)s
                                   AND w.source = 'csv_import' AND w.{id_col} IS NULL
                                   AND w.{src_col} IS NOT NULL)
