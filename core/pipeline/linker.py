@@ -305,12 +305,15 @@ WITH base AS MATERIALIZED (
            CASE WHEN NOT dead_deal THEN md END AS md,
            CASE WHEN NOT (departed OR dead_contact) THEN mc END AS mc,
            CASE WHEN NOT ((ma = 'email_match' AND departed) OR dead_account) THEN ma END AS ma
+      -- (Each flag a lookup in the small table, hashed once: as a LEFT JOIN, the planner hashed every row of the
+      -- table instead, +0.15 s over 200k activities.)
       FROM (SELECT r.id, r.ctid AS rid, r.{at} AS at, r.contact_id, r.account_id, r.deal_id, r.link_details,
-                   r.link_method, {mc} AS mc, {ma} AS ma, {md} AS md, COALESCE(g.departed, false) AS departed,
-                   COALESCE(g.dead_contact, false) AS dead_contact, COALESCE(g.dead_account, false) AS dead_account,
-                   COALESCE(g.dead_deal, false) AS dead_deal
+                   r.link_method, {mc} AS mc, {ma} AS ma, {md} AS md,
+                   r.id IN (SELECT id FROM {gone_rows} WHERE departed) AS departed,
+                   r.id IN (SELECT id FROM {gone_rows} WHERE dead_contact) AS dead_contact,
+                   r.id IN (SELECT id FROM {gone_rows} WHERE dead_account) AS dead_account,
+                   r.id IN (SELECT id FROM {gone_rows} WHERE dead_deal) AS dead_deal
               FROM {table} r
-              LEFT JOIN {gone_rows} g ON g.id = r.id
              WHERE {rows} OFFSET 0) AS r
 ), matches AS (
     SELECT e.id, c.id AS contact_id, {live_contact_account} AS account_id, e.email, e.raw
