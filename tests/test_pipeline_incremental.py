@@ -698,6 +698,13 @@ def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, mo
     assert [r["name"] for r in report] == ["lone", "other", "feeds", "last"]
     assert min(spans, key=lambda name: spans[name][0]) == "feeds"
 
+    # Two ready steps feeding the same one: the costlier starts first, whatever their order.
+    spans.clear()
+    install(Step("cheap", 1, step("cheap")), Step("dear", 2, step("dear"), frozenset({"cheap"}), cost=5),
+            Step("after", 3, step("after")))
+    run_post_sync(db, workspace["id"])
+    assert sorted(spans, key=lambda name: spans[name][0]) == ["dear", "cheap", "after"]
+
 
 def test_steps_writing_the_same_rows_never_run_at_once_and_stages_run_beside_the_inference():
     """Two steps that update the same rows (references and stages both write deals and deal_stage_history)
@@ -722,6 +729,22 @@ def test_steps_writing_the_same_rows_never_run_at_once_and_stages_run_beside_the
     assert not {"linker", "linker_activities"} & needs["single_deal_inference"]
     assert "single_deal_inference" not in needs["linker"] | needs["linker_activities"] | needs["cwd"]
     assert all("single_deal_inference" in needs[s] for s in ("computed_deals", "computed_contacts", "computed_accounts"))
+
+
+def test_the_steps_heading_the_costliest_chains_start_first():
+    """Of the steps ready at once, the one heading the costliest chain goes first: the internal filter before the
+    stage step (both feed the linker; the filter takes three times as long on a large first run), the contact
+    scores (with the account scores behind them) before the deal scores, and those before CWD."""
+    from connectors import load_all
+    from core.pipeline import dependencies, priorities, steps
+
+    load_all()
+    ordered = steps()
+    chain = priorities(ordered, dependencies(ordered))
+    assert chain["internal_filter"] > chain["stage_normalization"]
+    assert chain["associations"] > chain["stage_normalization"]
+    assert chain["computed_contacts"] > chain["computed_deals"] > chain["cwd"]
+    assert chain["linker"] > chain["linker_activities"]
 
 
 def test_connector_steps_leave_the_internal_filter_beside_the_reference_resolution():

@@ -217,7 +217,7 @@ def _parameters(conn, run, **extra) -> tuple[dict, dict | None]:
     return params, scope
 
 
-@register_step("associations", order=20)
+@register_step("associations", order=20, cost=4)
 def infer_associations(conn, run) -> dict[str, int]:
     """Account links, activities' deal names and contacts' explicit deal names. Full run: every unlinked row of
     the workspace. Incremental run: unlinked rows a sync wrote since (all unlinked rows, few and indexed, when
@@ -244,7 +244,8 @@ def infer_associations(conn, run) -> dict[str, int]:
 # filter, the stage step nor CWD reads, so it runs beside the linker (a first sync: 270k inserts, without key
 # checks since migration 0025); the computed fields, which read deal_contacts, wait for it. It also waits for the
 # stage step, which it does not need: otherwise, ready before the linker's steps, it would take a slot from them.
-@register_step("single_deal_inference", order=32, independent_of=("internal_filter", "linker", "linker_activities"))
+@register_step("single_deal_inference", order=32, independent_of=("internal_filter", "linker", "linker_activities"),
+               cost=4.8)
 def infer_single_deals(conn, run) -> dict[str, int]:
     """Contacts of an account with exactly one deal are linked to it (inferred_single_deal); links that no
     longer hold are withdrawn first. Incremental run: the accounts, contacts and deals of `_SCOPE`."""

@@ -651,7 +651,7 @@ SELECT DISTINCT ct.id, lower(ct.email) AS email
 @register_step("contact_scope", order=59, independent_of=("stage_normalization", "resolve_references",
                                                           "resolve_activity_references", "associations",
                                                           "internal_filter", "linker", "linker_activities",
-                                                          "single_deal_inference", "cwd"))
+                                                          "single_deal_inference", "cwd"), cost=0.1)
 def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:
     """Incremental runs: note the contacts who joined or left a conversation written since, or are on one
     created, moved in time or deleted since ("contacts.participant"), their e-mails ("emails.searched") and the
@@ -674,24 +674,24 @@ def find_contact_scope(conn, run: PipelineRun) -> dict[str, int]:
 # computed_accounts_of_deals, once computed_deals is done, the accounts a change reaches or whose deals moved
 # (reading their contacts' last activity as stored), then computed_accounts those whose contacts' last activity
 # computed_contacts moved. A full run rescores every account in computed_accounts, after both.
-@register_step("computed_deals", order=60, independent_of=("cwd", "contact_scope"))
+@register_step("computed_deals", order=60, independent_of=("cwd", "contact_scope"), cost=5)
 def compute_deals(conn, run: PipelineRun) -> dict[str, int]:
     return _compute(conn, run, "deals")
 
 
-@register_step("computed_contacts", order=61, independent_of=("cwd", "computed_deals"))
+@register_step("computed_contacts", order=61, independent_of=("cwd", "computed_deals"), cost=7.4)
 def compute_contacts(conn, run: PipelineRun) -> dict[str, int]:
     return _compute(conn, run, "contacts")
 
 
-@register_step("computed_accounts_of_deals", order=62, independent_of=("cwd", "computed_contacts"))
+@register_step("computed_accounts_of_deals", order=62, independent_of=("cwd", "computed_contacts"), cost=0.1)
 def compute_accounts_of_deals(conn, run: PipelineRun) -> dict[str, int]:
     if run.since is None:
         return {}
     return _compute(conn, run, "accounts", accounts=_ACCOUNTS_OF_DEALS)
 
 
-@register_step("computed_accounts", order=63, independent_of=("cwd",))
+@register_step("computed_accounts", order=63, independent_of=("cwd",), cost=1.4)
 def compute_accounts(conn, run: PipelineRun) -> dict[str, int]:
     return _compute(conn, run, "accounts", accounts=_ACCOUNTS_OF_CONTACTS)
 

@@ -201,7 +201,7 @@ RETURNING t.severity
 
 
 # Deal links to contacts (deal_contacts) are no part of a CWD: it does not wait for their inference.
-@register_step("cwd", order=50, independent_of=("single_deal_inference",))
+@register_step("cwd", order=50, independent_of=("single_deal_inference",), cost=1.7)
 def flag_conversations_without_deals(conn: psycopg.Connection, run: PipelineRun) -> dict[str, int]:
     lookback = timedelta(days=int(lookup(run.context, _LOOKBACK, 90)))
     own_name = str(lookup(run.context, "business_model.company_name") or "").strip().lower()

@@ -175,7 +175,8 @@ def _statement(n_domains: int) -> str:
 # It reads and writes conversations alone (and the context): the stage, reference and association steps touch
 # neither, so it runs beside them.
 @register_step("internal_filter", order=25,
-               independent_of=("stage_normalization", "resolve_references", "resolve_activity_references", "associations"))
+               independent_of=("stage_normalization", "resolve_references", "resolve_activity_references", "associations"),
+               cost=5.5)
 def classify_conversations(conn, run) -> dict[str, int]:
     domains = internal_domains(conn, run)
     state = {"rules": RULES_VERSION, "internal_domains": domains}

@@ -519,11 +519,11 @@ def _link(conn, run, table: str, step: str) -> dict[str, int]:
 
 # One step per table: they share no rows and neither reads what the other writes, so they run at once (each
 # UPDATE runs on one server core). Each remembers its own rules and domains.
-@register_step("linker", order=30)
+@register_step("linker", order=30, cost=14)
 def link_conversations(conn, run) -> dict[str, int]:
     return _link(conn, run, "conversations", "linker")
 
 
-@register_step("linker_activities", order=31, independent_of=("linker",))
+@register_step("linker_activities", order=31, independent_of=("linker",), cost=4)
 def link_activities(conn, run) -> dict[str, int]:
     return _link(conn, run, "activities", "linker_activities")

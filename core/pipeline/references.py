@@ -65,12 +65,12 @@ UPDATE {table} AS r SET {id_col} = m.id
 _CORE_TABLES = frozenset({"contacts", "deals", "deal_stage_history"})
 
 
-@register_step("resolve_references", order=10)
+@register_step("resolve_references", order=10, cost=0.9)
 def resolve_references(conn, run) -> dict[str, int]:
     return _resolve(conn, run, [r for r in REFERENCES if r[0] in _CORE_TABLES])
 
 
-@register_step("resolve_activity_references", order=11, independent_of=("resolve_references",))
+@register_step("resolve_activity_references", order=11, independent_of=("resolve_references",), cost=0.9)
 def resolve_activity_references(conn, run) -> dict[str, int]:
     """activities, tasks, calls and leads."""
     return _resolve(conn, run, [r for r in REFERENCES if r[0] not in _CORE_TABLES])

@@ -97,7 +97,8 @@ def _metadata_label(stages_meta: dict, raw: str) -> tuple[str, bool | None, bool
 # over the same rows in different orders can deadlock) and beside the association inference (account links,
 # named deals), which neither reads a normalized stage nor writes anything this step reads: on a first sync the
 # two run at once (a few seconds each over a million contacts) instead of one after the other.
-@register_step("stage_normalization", order=22, independent_of=("associations", "resolve_activity_references"))
+@register_step("stage_normalization", order=22, independent_of=("associations", "resolve_activity_references"),
+               cost=1.7)
 def normalize_stages(conn, run) -> dict[str, int]:
     params = run.params
     meta = {r["source"]: r["stages"] for r in conn.execute(_STAGE_METADATA, params).fetchall()}
