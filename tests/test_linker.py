@@ -531,6 +531,12 @@ def test_an_activity_loses_its_deleted_crm_deal_and_the_references_step_does_not
     assert got["e1"][:4] == got["e2"][:4] == (None, "a1", "d2", "deal_inference")
     second = run_post_sync(db, workspace["id"])  # resolve_activity_references would set d1 again if it could
     assert all(not s["changed"] for s in second)
+    # Restored: the CRM's own reference outranks the inference again, in an incremental run as in a full one.
+    write(db, workspace, "deals", [{"source_id": "d1", **ACME_DEAL, "deleted_at": None}])
+    run_post_sync(db, workspace["id"], incremental=True)
+    got = links(db, workspace, "activities")
+    assert got["e1"][:4] == got["e2"][:4] == (None, "a1", "d1", "crm_native")
+    assert all(not s["changed"] for s in run_post_sync(db, workspace["id"]))
 
 
 def test_a_manual_link_to_a_deleted_deal_stays(db, workspace):

@@ -450,12 +450,12 @@ def _pick(alias: str, column: str = "id") -> str:
             f" WHEN {own} = 0 AND count({alias}.id) = 1 THEN {value} END)::uuid")
 
 
-@lru_cache(maxsize=None)
 def _live_account(account: str, dead: str) -> str:
     """The account id `account`, or NULL when that account is deleted (in the `dead` temp table)."""
     return f"(CASE WHEN ({account}) IN (SELECT id FROM {dead} WHERE kind = 'account') THEN NULL ELSE {account} END)"
 
 
+@lru_cache(maxsize=None)
 def _statements(table: str, incremental: bool = False) -> tuple[str, str, str, str, str, str]:
     spec = _TABLES[table]
     md = _MD.format(deal_origin=spec["deal_origin"])
