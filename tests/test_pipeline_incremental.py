@@ -652,12 +652,12 @@ def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, mo
     spans: dict[str, tuple[float, float]] = {}
     gate = threading.Barrier(2, timeout=10)  # a and b must be running at the same time to pass it
 
-    def step(name, *, meet=False, fail=False):
+    def step(name, *, meet=False, fail=False, pause=0.05):
         def fn(conn, run):
             started = clock.perf_counter()
             if meet:
                 gate.wait()
-            clock.sleep(0.05)
+            clock.sleep(pause)
             spans[name] = (started, clock.perf_counter())
             if fail:
                 raise RuntimeError(f"{name} failed")
@@ -704,6 +704,23 @@ def test_independent_steps_run_at_once_and_dependent_ones_wait(db, workspace, mo
             Step("after", 3, step("after")))
     run_post_sync(db, workspace["id"])
     assert sorted(spans, key=lambda name: spans[name][0]) == ["dear", "cheap", "after"]
+
+    # Once the workspace's own runs have timed the steps, those times decide: "quick" was said to cost 5 and took
+    # no time, "slow" took longer; the next full run starts "slow" first.
+    from core.pipeline import DURATIONS
+    from core.pipeline.domains import last_used
+
+    spans.clear()
+    install(Step("quick", 1, step("quick", pause=0), cost=5), Step("slow", 2, step("slow", pause=0.3), frozenset({"quick"})),
+            Step("end", 3, step("end")))
+    run_post_sync(db, workspace["id"])
+    assert sorted(spans, key=lambda name: spans[name][0]) == ["quick", "slow", "end"]
+    with db.connection() as conn:
+        timed = last_used(conn, workspace["id"], DURATIONS)["full"]
+    assert timed["slow"] >= 0.3 > timed["quick"]
+    spans.clear()
+    run_post_sync(db, workspace["id"])
+    assert sorted(spans, key=lambda name: spans[name][0]) == ["slow", "quick", "end"]
 
 
 def test_steps_writing_the_same_rows_never_run_at_once_and_stages_run_beside_the_inference():

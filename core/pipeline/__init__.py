@@ -120,7 +120,8 @@ class Step:
     what it reads and none of the rows it writes), so two independent steps may run at once. Independence is
     mutual: it is enough that one of the two names the other in `independent_of`. `cost`: roughly how long the
     step takes where it matters most, a first run over a large workspace (seconds of bench/pipeline.py's first
-    run, 1M contacts); only how the steps' costs compare matters: they decide which ready step starts first."""
+    run, 1M contacts); only how the steps' costs compare matters: they decide which ready step starts first
+    until the workspace's own runs have measured the step (`priorities`)."""
     name: str
     order: int
     fn: StepFn
@@ -196,12 +197,22 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
         run = PipelineRun(workspace_id, since, get_context(conn, workspace_id), own_since=row["done"] if row else None)
         if as_of is not None:
             run.as_of = as_of
-        report = _run_steps(db, run, steps())
+        from core.pipeline.domains import last_used, remember  # (domains imports this package)
+
+        kind = "full" if since is None else "incremental"
+        durations = (last_used(conn, workspace_id, DURATIONS) or {}) if row is not None else {}
+        report = _run_steps(db, run, steps(), durations.get(kind))
         if row is not None:
             conn.execute("UPDATE workspaces SET pipeline_ran_at = %(ran_at)s, pipeline_seen_from = %(seen_from)s,"
                          " pipeline_done_at = clock_timestamp() WHERE id = %(workspace_id)s",
                          {**row, "workspace_id": workspace_id})
+            remember(conn, workspace_id, DURATIONS, {**durations, kind: {r["name"]: r["ms"] / 1000 for r in report}})
     return report  # closing the connection released the lock
+
+
+# Where a workspace's complete runs leave their steps' durations (pipeline_state), per kind of run ("full",
+# "incremental"): the next run of that kind starts its ready steps by them (`priorities`).
+DURATIONS = "step_durations"
 
 
 # How often a run waiting for another run of its workspace asks again.
@@ -235,26 +246,33 @@ def dependencies(ordered: list[Step]) -> dict[str, set[str]]:
             for s in ordered}
 
 
-def priorities(ordered: list[Step], needs: dict[str, set[str]]) -> dict[str, float]:
-    """Per step, the cost of the costliest chain it heads: its own `cost` and that of the steps waiting on it, on
-    and on. Of the steps ready at once, the highest starts first. The internal filter (5 s of a large first run)
-    and the stage step (2 s) both feed the linker; counted in steps, the two tied and the stage step, lower in
-    order, went first whenever resolve_references ended before the activities' references, and the linker
-    started ~2 s later. Likewise computed_contacts (and computed_accounts behind it) goes before computed_deals
-    and CWD."""
+def priorities(ordered: list[Step], needs: dict[str, set[str]],
+               seconds: dict[str, float] | None = None) -> dict[str, float]:
+    """Per step, the cost of the costliest chain it heads: its own cost and that of the steps waiting on it, on
+    and on. Of the steps ready at once, the highest starts first. A step's cost is how long it took on the
+    workspace's last complete run of the same kind (`seconds`), else its `Step.cost` (a first run). The internal
+    filter (5 s of a large first run) and the stage step (2 s) both feed the linker; counted in steps, the two
+    tied and the stage step, lower in order, went first whenever resolve_references ended before the activities'
+    references, and the linker started ~2 s later. Likewise computed_contacts (and computed_accounts behind it)
+    goes before computed_deals and CWD. Incremental runs differ: there contact_scope and the accounts of changed
+    deals (nothing on a full run) are as long as CWD, and the contact and account scores wait on them."""
+    seconds = seconds or {}
     chain: dict[str, float] = {}
     for s in reversed(ordered):  # the steps waiting on a step come after it in order
-        chain[s.name] = s.cost + max((chain[t.name] for t in ordered if s.name in needs[t.name]), default=0)
+        chain[s.name] = seconds.get(s.name, s.cost) + max(
+            (chain[t.name] for t in ordered if s.name in needs[t.name]), default=0)
     return chain
 
 
-def _run_steps(db, run: PipelineRun, ordered: list[Step]) -> list[dict[str, Any]]:
+def _run_steps(db, run: PipelineRun, ordered: list[Step],
+               seconds: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Run the steps, each in its own transaction on its own pooled connection, up to PARALLEL_STEPS at once:
     a step starts once every step it depends on has committed (of those ready, the one heading the costliest
-    chain of steps waiting on it first, then the lowest order). After a failure no further
-    step starts; the ones running finish, then the first error is raised. The report keeps step order."""
+    chain of steps waiting on it first, `priorities`: by `seconds` where given, then the lowest order). After a
+    failure no further step starts; the ones running finish, then the first error is raised. The report keeps
+    step order."""
     needs = dependencies(ordered)
-    chain = priorities(ordered, needs)
+    chain = priorities(ordered, needs, seconds)
     pending, running, done, reports = sorted(ordered, key=lambda s: (-chain[s.name], s.order)), {}, set(), {}
     failure: BaseException | None = None
     with ThreadPoolExecutor(max_workers=PARALLEL_STEPS, thread_name_prefix="pipeline") as pool:
