@@ -155,7 +155,15 @@ def link_documents(conn, workspace_id: str, since=None) -> int:
     return conn.execute(_LINK.format(scope=scope), params).rowcount
 
 
-@register_step("google_drive_links", order=32)
+# It reads accounts' and deals' names, domains, account ids and deletion (which the references, the association
+# inference and the Salesforce merges write) and writes documents alone, which no core step reads: it runs beside
+# every step after those. (Waiting for the linker as well, it held up contact_scope, and the contact scores behind
+# it, in every incremental run.)
+@register_step("google_drive_links", order=32,
+               independent_of=("resolve_activity_references", "stage_normalization", "internal_filter", "linker",
+                               "linker_activities", "single_deal_inference", "cwd", "contact_scope", "computed_deals",
+                               "computed_contacts", "computed_accounts_of_deals", "computed_accounts",
+                               "monday_task_deals", "salesforce_contact_roles", "salesforce_stage_mappings"))
 def link_step(conn, run) -> dict[str, int]:
     changed = link_documents(conn, run.workspace_id, run.since)
     return {"documents.linked": changed} if changed else {}

@@ -76,7 +76,8 @@ RETURNING s.id, (w.deal_id IS NULL) AS unlinked
 
 # Writes tasks' deal_id from deals' names and ids: no core step reads tasks or writes those columns of deals.
 @register_step("monday_task_deals", order=12,
-               independent_of=("salesforce_contact_roles", "associations", "stage_normalization", "internal_filter"))
+               independent_of=("salesforce_contact_roles", "associations", "stage_normalization", "internal_filter",
+                               "contact_scope"))
 def link_task_deals(conn, run) -> dict[str, int]:
     written = conn.execute(_LINK, run.params).fetchall()
     written += conn.execute(_INHERIT, run.params).fetchall()  # after the parents: they may just have moved

@@ -165,8 +165,9 @@ DELETE FROM deal_contacts dc
 
 
 # Writes its own deal contacts from deals' stored roles and contacts' Salesforce ids, neither of which the stage
-# step or the internal filter writes or reads.
-@register_step("salesforce_contact_roles", order=15, independent_of=("stage_normalization", "internal_filter"))
+# step or the internal filter writes or reads; contact_scope reads conversations and contacts' e-mails only.
+@register_step("salesforce_contact_roles", order=15,
+               independent_of=("stage_normalization", "internal_filter", "contact_scope"))
 def mirror_contact_roles(conn, run) -> dict[str, int]:
     changed = {"deal_contacts.salesforce_contact_role": conn.execute(_UPSERT_ROLES, run.params).rowcount,
                "deal_contacts.salesforce_role_removed": conn.execute(_DROP_REMOVED, run.params).rowcount}
