@@ -788,6 +788,11 @@ def test_connector_steps_leave_the_internal_filter_beside_the_reference_resoluti
     assert {"salesforce_merges", "resolve_references"} <= needs["salesforce_contact_roles"]
     assert "salesforce_contact_roles" in needs["associations"]  # both write deal contacts
     assert not {"monday_task_deals", "salesforce_contact_roles"} & upstream("stage_normalization")
+    # contact_scope (incremental runs: the contacts who joined or left a call) starts at once, and Drive's document
+    # links, which read accounts' and deals' names, no longer wait for the linker (contact_scope waited for them).
+    assert upstream("contact_scope") <= {"salesforce_merges", "salesforce_stage_mappings"}
+    assert not {"internal_filter", "stage_normalization", "linker", "linker_activities"} & upstream("google_drive_links")
+    assert {"resolve_references", "associations"} <= needs["google_drive_links"]  # deals' and contacts' accounts
 
 
 def test_only_a_conversations_date_or_deletion_rescores_its_deal_and_account(db, workspace):
