@@ -761,6 +761,7 @@ def test_the_steps_heading_the_costliest_chains_start_first():
     assert chain["internal_filter"] > chain["stage_normalization"]
     assert chain["associations"] > chain["stage_normalization"]
     assert chain["computed_contacts"] > chain["computed_deals"] > chain["cwd"]
+    assert chain["computed_accounts_of_deals"] > chain["cwd"]  # incremental runs: computed_accounts waits on it
     assert chain["linker"] > chain["linker_activities"]
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import psycopg
 
 from core.context import get_context
+from core.pipeline.domains import last_used, remember
 
 
 @dataclass
@@ -197,8 +198,6 @@ def run_post_sync(db, workspace_id, *, incremental: bool = False, as_of: datetim
         run = PipelineRun(workspace_id, since, get_context(conn, workspace_id), own_since=row["done"] if row else None)
         if as_of is not None:
             run.as_of = as_of
-        from core.pipeline.domains import last_used, remember  # (domains imports this package)
-
         kind = "full" if since is None else "incremental"
         durations = (last_used(conn, workspace_id, DURATIONS) or {}) if row is not None else {}
         report = _run_steps(db, run, steps(), durations.get(kind))
