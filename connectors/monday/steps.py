@@ -4,8 +4,9 @@ monday tasks).
 A task names its deal either by CRM record — `deal_source_id` with `custom_fields.deal_crm` 'hubspot' or
 'salesforce', read from a deal URL or id — or by name (`custom_fields.deal_name`). The CRM record wins when that
 deal is synced and live (a deal the CRM deleted is no deal: the name decides); otherwise a name links when
-exactly one live deal has it (case-insensitive, trimmed); an ambiguous or unknown name links nothing. `resolve_references` cannot do this: it only follows references within
-one source, and these point from monday into a CRM.
+exactly one live deal has it (case-insensitive, trimmed); an ambiguous or unknown name links nothing.
+`resolve_references` cannot do this: it only follows references within one source, and these point from monday
+into a CRM.
 
 A subitem that names no deal of its own (no deal column value, no CRM link) belongs to its parent item's deal
 (`custom_fields.parent_item`): it takes the parent task's `deal_id`, after the parents were linked, and follows it

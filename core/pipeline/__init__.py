@@ -112,6 +112,14 @@ def deal_links_changed(alias: str = "") -> str:
             f" OR {p}links_changed_at > %(since)s)")
 
 
+def deleted_ids(table: str) -> str:
+    """SQL query: the ids of this workspace's rows of `table` (accounts, contacts, deals) that their source deleted
+    (soft deletes), through the partial indexes of migration 0030: few rows. A step tests its joined rows against
+    these (`id NOT IN (...)`, a hashed lookup) rather than `deleted_at IS NULL` on the table, which the planner
+    evaluates in the scan of every row (a million contacts: +0.07-0.1 s a statement)."""
+    return f"SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL"
+
+
 StepFn = Callable[[psycopg.Connection, PipelineRun], "dict[str, int]"]
 
 

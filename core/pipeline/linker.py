@@ -71,7 +71,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from core.pipeline import changed_since, deal_links_changed, register_step
+from core.pipeline import changed_since, deal_links_changed, deleted_ids, register_step
 from core.pipeline.domains import internal_domains, last_used, remember
 from core.pipeline.internal import RULES_VERSION as FILTER_RULES
 from core.pipeline.lookups import rows_naming
@@ -134,14 +134,11 @@ _DEPARTED = ("(r.contact_id IS NOT NULL AND r.link_details->>'contact' = 'email_
              f" WHERE {_PARTICIPANT_EMAIL} = {_RECORDED_EMAIL} AND {marked_internal(_AFFILIATION)} IS NOT TRUE)))"
              " IS TRUE")
 
-# The workspace's soft-deleted accounts, contacts and deals (few, through partial indexes: migration 0030): a link
-# to one of them is no link (see the docstring), and none of them is linked to.
-_DEAD = """
-CREATE TEMP TABLE {dead} ON COMMIT DROP AS
-SELECT 'account' AS kind, id FROM accounts WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL
-UNION ALL SELECT 'contact', id FROM contacts WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL
-UNION ALL SELECT 'deal', id FROM deals WHERE workspace_id = %(workspace_id)s AND deleted_at IS NOT NULL
-"""
+# The workspace's soft-deleted accounts, contacts and deals (few): a link to one of them is no link (see the
+# docstring), and none of them is linked to.
+_DEAD = "CREATE TEMP TABLE {dead} ON COMMIT DROP AS\n" + "\nUNION ALL ".join(
+    f"SELECT '{kind}' AS kind, id FROM ({deleted_ids(table)}) AS {table}"
+    for kind, table in (("account", "accounts"), ("contact", "contacts"), ("deal", "deals")))
 
 # Rows with a departed e-mail match or a link to a deleted row, and which (`{gone_rows}`).
 _GONE_ROWS = """
