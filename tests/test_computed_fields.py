@@ -339,6 +339,39 @@ def test_incremental_run_recomputes_the_changed_deal_like_a_full_run(db, acme):
     assert compute(db, acme) == {}  # a full run agrees with what the incremental one wrote
 
 
+def test_a_deleted_contact_is_no_thread_of_the_deals_that_still_name_it(db, acme):
+    """raj is on the open deal only through its CRM association (deal_contacts), jane also through her touches.
+    Deleted in the CRM, raj still has the association row until a sync drops it, and a call names him: the deal
+    counts one engaged contact (single-threaded), incrementally as in a full run, and two again on a restore."""
+    compute(db, acme)
+    d, c, a = ids(db, acme, "deals"), ids(db, acme, "contacts"), ids(db, acme, "accounts")
+    write(db, acme, "calls", [{"source_id": "k2", "direction": "inbound", "occurred_at": ago(60),
+                               "contact_id": c["raj"], "deal_id": d["stalled"], "account_id": a["acme"]}])
+    compute(db, acme)
+    assert "single_threaded" not in {f["factor"] for f in row(db, acme, "deals", "open")["deal_risk_factors"]}
+    stalled = row(db, acme, "deals", "stalled")["deal_risk_factors"]
+    assert {"factor": "single_threaded", "points": 15, "detail": "1 engaged contact(s), fewer than 2"} in stalled
+
+    raj = {"source_id": "raj", "email": "raj@acme.io", "account_id": a["acme"],
+           "custom_fields": {"associated_deals": ["open"]}}
+    since = db_now(db)
+    write(db, acme, "contacts", [{**raj, "deleted_at": db_now(db)}])
+    compute(db, acme, since=since)
+    open_deal = row(db, acme, "deals", "open")
+    assert {"factor": "single_threaded", "points": 15,
+            "detail": "1 engaged contact(s), fewer than 2"} in open_deal["deal_risk_factors"]
+    assert open_deal["deal_risk"] == 15 and open_deal["health_score"] == 100  # 100 - 15 + 10 + 5, clamped
+    assert {"factor": "single_threaded", "points": 15,
+            "detail": "0 engaged contact(s), fewer than 2"} in row(db, acme, "deals", "stalled")["deal_risk_factors"]
+    assert compute(db, acme) == {}  # a full run agrees with what the incremental one wrote
+
+    since = db_now(db)
+    write(db, acme, "contacts", [{**raj, "deleted_at": None}])
+    compute(db, acme, since=since)
+    assert "single_threaded" not in {f["factor"] for f in row(db, acme, "deals", "open")["deal_risk_factors"]}
+    assert compute(db, acme) == {}
+
+
 def test_incremental_compute_fields_scores_a_participant_of_a_new_conversation(db, acme):
     """compute_fields, used outside the pipeline's scheduler, finds the contacts a conversation written since
     names (the contact_scope step's work) as the pipeline does."""

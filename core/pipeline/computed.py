@@ -19,7 +19,8 @@ A touch is an activity, a call, or a conversation that is not internal (is_inter
 
 Deals. Open = stage_normalized NULL or not closed_won/closed_lost (the original's threading code also treated
 NULL as open). A deal's touches are those with its deal_id; its engaged contacts are the distinct contacts of
-deal_contacts and of its touches.
+deal_contacts and of its touches that are not deleted (a CRM association or a call keeps naming a contact deleted
+since until a sync drops or re-points it: a deleted person is no thread).
 - last_activity_at = latest touch; idle = days since it. age = days since source_created_at (else created_at).
 - days_in_stage = days since stage_entered_at, else the latest deal_stage_history entry into the current
   stage_normalized, else source_created_at, else created_at (0 if that lies after as_of).
@@ -76,7 +77,8 @@ since (a new title or participant moves no deal or account score); the contacts 
 conversation since the last run saw it, or are on one created, moved or deleted since (`seen_participants`,
 migration 0018; found by the contact_scope step while the first steps run), and the participants of
 conversations relinked or reclassified since; the deals of
-stage history and deal_contacts rows changed since; the contacts of deal_contacts rows changed since and of
+stage history and deal_contacts rows changed since, and the deals whose deal_contacts or calls name a contact
+whose e-mail, account or deletion changed since (one deleted or restored counts no more, or again); the contacts of deal_contacts rows changed since and of
 deals that opened, closed or were deleted (the only deal change an engagement score reads:
 `deals.open_changed_at`, or noted by this run's stage step); the accounts of deals a sync wrote or a step
 re-pointed or re-staged, of contacts whose e-mail, account or deletion changed, and of the deals and contacts
@@ -107,7 +109,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from core.context import DEFAULTS, lookup
-from core.pipeline import PipelineRun, changed_since, register_step
+from core.pipeline import PipelineRun, changed_since, deleted_ids, register_step
 from core.db.planner import planner
 from core.pipeline.lookups import rows_naming
 from core.pipeline.participants import email_key
@@ -145,7 +147,8 @@ WITH touch AS (  -- every touch of a deal, and (with no date) every contact deal
       FROM touch GROUP BY deal_id, contact_id
 ), agg AS (
     SELECT deal_id, max(last_at) AS last_at, sum(n) AS n, sum(n30) AS n30, sum(meetings14) AS meetings14,
-           sum(out30) AS out30, sum(back30) AS back30, count(contact_id) AS contacts
+           sum(out30) AS out30, sum(back30) AS back30,
+           count(contact_id) FILTER (WHERE contact_id NOT IN ({deleted_ids("contacts")})) AS contacts
       FROM by_contact GROUP BY deal_id
 ), hist AS (
     SELECT deal_id, stage_normalized, entered_at,
@@ -421,9 +424,15 @@ WITH act AS MATERIALIZED (
      WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_internal)s::uuid[])
 ), cl AS MATERIALIZED (
     SELECT v.* FROM calls x {_NOW_AND_LEFT} WHERE {_changed('calls')}
+), moved AS MATERIALIZED (  -- contacts whose e-mail, account, references or deletion a sync changed since
+    SELECT id FROM contacts WHERE {_changed('contacts')} AND links_changed_at > %(since)s
 ), d AS (
     SELECT id FROM deals WHERE {_changed('deals')}
     UNION SELECT deal_id FROM act UNION SELECT deal_id FROM conv UNION SELECT deal_id FROM cl
+    -- a contact deleted or restored since counts on its deals no more, or again (its CRM associations and
+    -- calls keep naming it; the linker re-decides the activities and conversations, found above)
+    UNION SELECT deal_id FROM deal_contacts WHERE workspace_id = %(workspace_id)s AND contact_id IN (SELECT id FROM moved)
+    UNION SELECT deal_id FROM calls WHERE workspace_id = %(workspace_id)s AND contact_id IN (SELECT id FROM moved)
     UNION SELECT deal_id FROM deal_stage_history WHERE {_changed('deal_stage_history')}
     UNION SELECT deal_id FROM deal_contacts WHERE {_changed('deal_contacts')}
     UNION SELECT deal_id FROM deal_stage_history
