@@ -312,7 +312,11 @@ def _run_step(db, run: PipelineRun, step: Step) -> dict[str, Any]:
             # priced for spinning disks) the planner would rather hash a whole table than probe an index a few
             # thousand times, which on a cached or SSD database (the embedded server, Neon) is several times
             # slower. Full runs keep the default their plans were tuned with.
-            conn.execute("SET LOCAL random_page_cost = 1.1")
+            # Nor parallel plans: two steps already share the two cores, and for a statement of milliseconds
+            # starting workers costs more than it saves; each worker also built its own copy of the hash tables
+            # (computed_contacts hashed the changed conversations three times: 85 ms against ~30 serially).
+            conn.execute("SELECT set_config('random_page_cost', '1.1', true),"
+                         " set_config('max_parallel_workers_per_gather', '0', true)")
         changed = step.fn(conn, run) or {}
         _analyze_rewritten(conn, changed)
     return {"name": step.name, "ms": round((time.perf_counter() - started) * 1000, 1),
