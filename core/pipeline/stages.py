@@ -63,13 +63,17 @@ def _written_or_remapped(table: str, alias: str) -> str:
     through an index (an OR of the two over the join reads every row of the workspace twice). A mapping this
     step added (for a stage first met: 'default' or 'inferred') is news only after the previous complete run
     (`own_since`, `changed_since`), which applied it already; a user's remap (`pandora stages set`) since that
-    run's start. (An import or a sync adding one for a stage first met also wrote the deals that have it.)"""
-    return f"""AND {alias}.id IN (SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND {changed_since(table)}
+    run's start. (An import or a sync adding one for a stage first met also wrote the deals that have it.)
+    The ids as an array, each one probe of the primary key: as `IN (SELECT …)` the planner priced the remapped
+    branch at a tenth of the table and hashed the ids against a scan of every history row (98 ms against ~2 for
+    the 500 rows of a 1 % sync)."""
+    return f"""AND {alias}.id = ANY(ARRAY(
+                          SELECT id FROM {table} WHERE workspace_id = %(workspace_id)s AND {changed_since(table)}
                           UNION
                           SELECT x.id FROM stage_mappings mx
                             JOIN {table} x ON x.workspace_id = mx.workspace_id AND x.source = mx.source
                                           AND x.stage = mx.raw_stage
-                           WHERE mx.workspace_id = %(workspace_id)s AND {changed_since('stage_mappings', 'mx')})"""
+                           WHERE mx.workspace_id = %(workspace_id)s AND {changed_since('stage_mappings', 'mx')}))"""
 
 
 # A deal is open unless closed_won / closed_lost (NULL: open), as everywhere in the pipeline.
