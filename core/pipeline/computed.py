@@ -70,25 +70,24 @@ contacts and deals.
   touched contacts and no touches of its own.
 
 Incremental runs (`run.since` set) recompute only what a change can affect: rows a sync or import wrote since
-(`core.pipeline.changed_since`: a contact only for a change of what the pipeline reads of it, not a new title);
-the deals, contacts and accounts of activities and calls updated, created or linked since, and of conversations
+(`core.pipeline.changed_since`: a contact only for a change of what the pipeline reads of it, not a new title); the
+deals, contacts and accounts of activities and calls updated, created or linked since, and of conversations
 created, moved in time or deleted (`conversations.timing_changed_at`, migration 0018), relinked or reclassified
-since (a new title or participant moves no deal or account score); the contacts who joined or left a
-conversation since the last run saw it, or are on one created, moved or deleted since (`seen_participants`,
-migration 0018; found by the contact_scope step while the first steps run), and the participants of
-conversations relinked or reclassified since; the deals of
-stage history and deal_contacts rows changed since, and the deals whose deal_contacts or calls name a contact
-whose e-mail, account or deletion changed since (one deleted or restored counts no more, or again); the contacts of deal_contacts rows changed since and of
-deals that opened, closed or were deleted (the only deal change an engagement score reads:
-`deals.open_changed_at`, or noted by this run's stage step); the accounts of deals a sync wrote or a step
-re-pointed or re-staged, of contacts whose e-mail, account or deletion changed, and of the deals and contacts
-whose last activity (deals: or health) the deals and contacts statements moved (they return them). Those rows
-come out exactly as a full run at the same as_of would write them (an account reads the stored health of its
-unaffected deals). Time-based values (idle, days in stage, age, the windows) drift daily without any change,
-and a touch that moved away from a deal, contact or account rescores that one too (the ids it left:
-`left_deal_id` …, migration 0021, kept by a trigger whoever moves it). A hard delete, like a value another step
-changes without touching updated_at (a new stage mapping), is not seen: a full run refreshes all of these, and
-the daily scheduled sync does one.
+since (a new title or participant moves no deal or account score); the contacts who joined or left a conversation
+since the last run saw it, or are on one created, moved or deleted since (`seen_participants`, migration 0018;
+found by the contact_scope step while the first steps run), and the participants of conversations relinked or
+reclassified since; the deals of stage history and deal_contacts rows changed since, and the deals whose
+deal_contacts or calls name a contact whose e-mail, account or deletion changed since (one deleted or restored
+counts no more, or again); the contacts of deal_contacts rows changed since and of deals that opened, closed or
+were deleted (the only deal change an engagement score reads: `deals.open_changed_at`, or noted by this run's stage
+step); the accounts of deals a sync wrote or a step re-pointed or re-staged, of contacts whose e-mail, account or
+deletion changed, and of the deals and contacts whose last activity (deals: or health) the deals and contacts
+statements moved (they return them). Those rows come out exactly as a full run at the same as_of would write them
+(an account reads the stored health of its unaffected deals). Time-based values (idle, days in stage, age, the
+windows) drift daily without any change, and a touch that moved away from a deal, contact or account rescores that
+one too (the ids it left: `left_deal_id` …, migration 0021, kept by a trigger whoever moves it). A hard delete,
+like a value another step changes without touching updated_at (a new stage mapping), is not seen: a full run
+refreshes all of these, and the daily scheduled sync does one.
 
 Performance: each source table is scanned once per statement; deals aggregate their touches per (deal,
 contact) and then per deal (distinct contacts without a sort); per-deal measures are materialized once before
@@ -431,7 +430,8 @@ WITH act AS MATERIALIZED (
     UNION SELECT deal_id FROM act UNION SELECT deal_id FROM conv UNION SELECT deal_id FROM cl
     -- a contact deleted or restored since counts on its deals no more, or again (its CRM associations and
     -- calls keep naming it; the linker re-decides the activities and conversations, found above)
-    UNION SELECT deal_id FROM deal_contacts WHERE workspace_id = %(workspace_id)s AND contact_id IN (SELECT id FROM moved)
+    UNION SELECT deal_id FROM deal_contacts
+           WHERE workspace_id = %(workspace_id)s AND contact_id IN (SELECT id FROM moved)
     UNION SELECT deal_id FROM calls WHERE workspace_id = %(workspace_id)s AND contact_id IN (SELECT id FROM moved)
     UNION SELECT deal_id FROM deal_stage_history WHERE {_changed('deal_stage_history')}
     UNION SELECT deal_id FROM deal_contacts WHERE {_changed('deal_contacts')}
