@@ -37,7 +37,8 @@ before every timed phase:
 Per step: the ms of run_post_sync's own report; per phase: the wall time around run_post_sync (less than the
 steps' sum: steps that do not depend on each other run at once, core.pipeline.PARALLEL_STEPS). Every
 statement a step runs is also timed (a thin wrapper around the pool's connections) and the heaviest are listed;
-for the first run also when each step ran and the critical path (the chain of steps the wall is made of).
+for the first run also when each step ran, the critical path (the chain of steps the wall is made of) and the
+steps' summed work over the PARALLEL_STEPS slots (a floor no order of those steps beats).
 
 Every pipeline statement runs under statement_timeout --timeout (default 300 s), so a pathological plan cannot
 hold the benchmark for hours: a cancelled run is reported as such (">" figures: at least that long; the steps
@@ -84,7 +85,7 @@ from bench._scratch import scratch_database
 from core.context import update_section
 from core.db.database import Database
 from core.db.upsert import UpsertResult, upsert_rows
-from core.pipeline import current_step, dependencies, run_post_sync, steps
+from core.pipeline import PARALLEL_STEPS, current_step, dependencies, run_post_sync, steps
 from core.settings import Settings
 from core.workspaces import create_workspace
 
@@ -555,6 +556,10 @@ def timeline(r: dict) -> list[str]:
         step = waited_for(step, chain)  # steps of no duration end as others start: never one twice
     busy = sum(spans[name][1] - spans[name][0] for name in chain)
     lines.append(f"    critical path: {' -> '.join(reversed(chain))} ({busy:.2f} s of steps)")
+    # A floor under the wall that no order of these steps can beat (a step's statements run one after another).
+    work = sum(t1 - t0 for t0, t1 in spans.values())
+    lines.append(f"    work: {work:.2f} s of steps on {PARALLEL_STEPS} slots: no order of them ends before"
+                 f" {work / PARALLEL_STEPS:.2f} s")
     return lines
 
 
