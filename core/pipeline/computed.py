@@ -424,7 +424,7 @@ WITH act AS MATERIALIZED (
 ), cl AS MATERIALIZED (
     SELECT v.* FROM calls x {_NOW_AND_LEFT} WHERE {_changed('calls')}
 ), moved AS MATERIALIZED (  -- contacts whose e-mail, account, references or deletion a sync changed since
-    SELECT id FROM contacts WHERE {_changed('contacts')} AND links_changed_at > %(since)s
+    SELECT id, account_id FROM contacts WHERE {_changed('contacts')} AND links_changed_at > %(since)s
 ), d AS (
     SELECT id FROM deals WHERE {_changed('deals')}
     UNION SELECT deal_id FROM act UNION SELECT deal_id FROM conv UNION SELECT deal_id FROM cl
@@ -464,8 +464,7 @@ WITH act AS MATERIALIZED (
     UNION SELECT left_account_id FROM deals  -- the account a deal moved away from (migration 0018)
            WHERE {_changed('deals')} AND links_changed_at > %(since)s
     UNION SELECT account_id FROM deals WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_deal_facts)s::uuid[])
-    UNION SELECT account_id FROM contacts
-           WHERE workspace_id = %(workspace_id)s AND {changed_since('contacts')} AND links_changed_at > %(since)s
+    UNION SELECT account_id FROM moved
     UNION SELECT account_id FROM contacts WHERE workspace_id = %(workspace_id)s AND id = ANY(%(noted_contacts)s::uuid[])
 )
 """
